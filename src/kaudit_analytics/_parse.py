@@ -1,0 +1,258 @@
+"""Flatten audit events from JSON text into the events table, vectorised in DuckDB.
+
+DuckDB's JSON reader parses a batch of lines on both cores at once and tells a bad line from a good
+one without aborting the batch; measured against polars-only parsing in BENCHMARKS.md. Every
+mapping decision (v1beta1 and v1alpha1 fields, core group, webhook EventLists) is in the SQL below,
+next to the field it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from kaudit_analytics import schema as s
+
+# What json_transform extracts; everything else in the event is ignored. Timestamps stay text
+# here so that an unparsable one becomes a null we can name, not an error for the whole batch.
+_EVENT_SHAPE: Final = json.dumps(
+    {
+        "kind": "VARCHAR",
+        "level": "VARCHAR",
+        "auditID": "VARCHAR",
+        "stage": "VARCHAR",
+        "requestURI": "VARCHAR",
+        "verb": "VARCHAR",
+        "user": {
+            "username": "VARCHAR",
+            "uid": "VARCHAR",
+            "groups": ["VARCHAR"],
+            "extra": "MAP(VARCHAR, VARCHAR[])",
+        },
+        "impersonatedUser": {"username": "VARCHAR", "groups": ["VARCHAR"]},
+        "sourceIPs": ["VARCHAR"],
+        "userAgent": "VARCHAR",
+        "objectRef": {
+            "resource": "VARCHAR",
+            "namespace": "VARCHAR",
+            "name": "VARCHAR",
+            "uid": "VARCHAR",
+            "apiGroup": "VARCHAR",
+            "apiVersion": "VARCHAR",
+            "resourceVersion": "VARCHAR",
+            "subresource": "VARCHAR",
+        },
+        "responseStatus": {
+            "code": "INTEGER",
+            "status": "VARCHAR",
+            "reason": "VARCHAR",
+            "message": "VARCHAR",
+        },
+        "requestObject": "JSON",
+        "responseObject": "JSON",
+        "requestReceivedTimestamp": "VARCHAR",
+        "stageTimestamp": "VARCHAR",
+        "timestamp": "VARCHAR",
+        "annotations": "MAP(VARCHAR, VARCHAR)",
+    }
+)
+
+_STAGES_SQL: Final = ", ".join(f"'{stage}'" for stage in s.STAGES)
+_LEVELS_SQL: Final = ", ".join(f"'{level}'" for level in s.LEVELS)
+
+# Go's encoding/json writes <, >, & and U+2028/9 as \u escapes; DuckDB writes them raw. When the
+# source line has none of them raw, it was written by Go (the apiserver), so putting the escapes
+# back gives the body exactly as logged, byte for byte; otherwise the body is left as DuckDB
+# wrote it (JSON-equal to the source).
+_MACROS: Final = r"""
+CREATE OR REPLACE MACRO go_escaped(line) AS NOT regexp_matches(line, '[<>&\x{2028}\x{2029}]');
+CREATE OR REPLACE MACRO as_logged(body, escaped) AS CASE WHEN escaped THEN
+    replace(replace(replace(replace(replace(body::VARCHAR,
+        '&', '\u0026'), '<', '\u003c'), '>', '\u003e'), chr(8232), '\u2028'), chr(8233), '\u2029')
+    ELSE body::VARCHAR END;
+CREATE OR REPLACE MACRO mf_bytes(body) AS
+    coalesce(strlen(json_extract(body, '$.metadata.managedFields')::VARCHAR) + 17, 0)
+    + coalesce(list_sum(list_transform(json_extract(body, '$.items[*].metadata.managedFields'),
+                                       lambda m: strlen(m::VARCHAR) + 17)), 0);
+"""
+
+# One row per input line. `ok` rows become events; the rest carry a reason and are quarantined.
+_EVENTS_SQL: Final = f"""
+WITH parsed AS (
+    -- try() turns a line that is not JSON into a NULL instead of failing the whole batch.
+    SELECT line, nbytes, text, try(json_transform(text, '{_EVENT_SHAPE}')) AS e
+    FROM lines
+    WHERE keep
+), flat AS (
+    SELECT line, nbytes, text, e,
+        CASE WHEN e IS NULL THEN NULL
+             WHEN starts_with(ltrim(text), '{{') THEN 'OBJECT'
+             ELSE 'VALUE' END AS jtype,
+        -- Only bodies need the escape check; skipping it elsewhere saves a pass over the text.
+        CASE WHEN e.requestObject IS NOT NULL OR e.responseObject IS NOT NULL
+             THEN go_escaped(text) END AS escaped,
+        e.auditID AS audit_id,
+        e.stage AS stage,
+        coalesce(try_cast(e.requestReceivedTimestamp AS TIMESTAMPTZ),
+                 try_cast(e."timestamp" AS TIMESTAMPTZ)) AS request_ts,
+        coalesce(try_cast(e.stageTimestamp AS TIMESTAMPTZ),
+                 try_cast(e."timestamp" AS TIMESTAMPTZ)) AS stage_ts
+    FROM parsed
+)
+SELECT
+    line,
+    -- The text goes back only for lines that will be quarantined: copying it all costs time.
+    CASE WHEN jtype IS DISTINCT FROM 'OBJECT' OR audit_id IS NULL OR stage IS NULL OR e.verb IS NULL
+              OR request_ts IS NULL OR stage NOT IN ({_STAGES_SQL})
+              OR e.level IS NOT NULL AND e.level NOT IN ({_LEVELS_SQL}) THEN text END AS text,
+    CASE
+        WHEN jtype IS NULL THEN 'invalid-json'
+        WHEN jtype <> 'OBJECT' THEN 'not-an-event'
+        WHEN audit_id IS NULL OR stage IS NULL OR e.verb IS NULL OR request_ts IS NULL
+            THEN 'missing-fields'
+        WHEN stage NOT IN ({_STAGES_SQL}) THEN 'unknown-stage'
+        WHEN e.level IS NOT NULL AND e.level NOT IN ({_LEVELS_SQL}) THEN 'unknown-level'
+    END AS problem,
+    CASE
+        WHEN jtype IS NULL THEN 'not valid JSON'
+        WHEN jtype <> 'OBJECT' THEN 'a JSON value that is not an object'
+        WHEN audit_id IS NULL OR stage IS NULL OR e.verb IS NULL OR request_ts IS NULL
+            THEN 'missing required field(s): ' || concat_ws(', ',
+                CASE WHEN audit_id IS NULL THEN 'auditID' END,
+                CASE WHEN stage IS NULL THEN 'stage' END,
+                CASE WHEN e.verb IS NULL THEN 'verb' END,
+                CASE WHEN request_ts IS NULL THEN 'requestReceivedTimestamp' END)
+        WHEN stage NOT IN ({_STAGES_SQL}) THEN 'unknown stage ' || stage
+        WHEN e.level IS NOT NULL AND e.level NOT IN ({_LEVELS_SQL}) THEN 'unknown level ' || e.level
+    END AS detail,
+    audit_id,
+    stage,
+    e.level AS level,
+    e.verb AS verb,
+    e.requestURI AS request_uri,
+    e."user".username AS "user",
+    e."user".uid AS user_uid,
+    e."user".groups AS groups,
+    list_transform(map_entries(e."user".extra),
+                   lambda x: struct_pack(key := x.key, "values" := x.value)) AS user_extra,
+    e.impersonatedUser.username AS impersonated_user,
+    e.impersonatedUser.groups AS impersonated_groups,
+    e.sourceIPs AS source_ips,
+    e.userAgent AS user_agent,
+    -- Core objects have no apiGroup in the event ("" in the table); v1alpha1 and some exports
+    -- put "group/version" in apiVersion alone, with "/v1" for core.
+    CASE
+        WHEN e.objectRef IS NULL OR e.objectRef.resource IS NULL AND e.objectRef.name IS NULL
+             AND e.objectRef.apiVersion IS NULL THEN NULL
+        WHEN e.objectRef.apiGroup IS NOT NULL THEN e.objectRef.apiGroup
+        WHEN contains(e.objectRef.apiVersion, '/')
+            THEN regexp_extract(e.objectRef.apiVersion, '^(.*)/[^/]*$', 1)
+        ELSE ''
+    END AS api_group,
+    CASE
+        WHEN e.objectRef.apiGroup IS NULL AND contains(e.objectRef.apiVersion, '/')
+            THEN regexp_extract(e.objectRef.apiVersion, '/([^/]*)$', 1)
+        ELSE e.objectRef.apiVersion
+    END AS api_version,
+    e.objectRef.resource AS resource,
+    e.objectRef.subresource AS subresource,
+    e.objectRef.namespace AS namespace,
+    e.objectRef.name AS name,
+    e.objectRef.uid AS object_uid,
+    e.objectRef.resourceVersion AS resource_version,
+    e.responseStatus.code AS code,
+    e.responseStatus.status AS status,
+    e.responseStatus.reason AS reason,
+    e.responseStatus.message AS message,
+    request_ts,
+    stage_ts,
+    map_entries(e.annotations) AS annotations,
+    e.annotations['authorization.k8s.io/decision'] AS authz_decision,
+    e.annotations['authorization.k8s.io/reason'] AS authz_reason,
+    as_logged(e.requestObject, escaped) AS request_object,
+    as_logged(e.responseObject, escaped) AS response_object,
+    nbytes AS event_bytes,
+    strlen(as_logged(e.requestObject, escaped)) AS request_object_bytes,
+    strlen(as_logged(e.responseObject, escaped)) AS response_object_bytes,
+    CASE WHEN e.requestObject IS NOT NULL OR e.responseObject IS NOT NULL
+         THEN mf_bytes(e.requestObject) + mf_bytes(e.responseObject) END AS managed_fields_bytes,
+    coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated
+FROM flat
+"""
+
+# A webhook batch: each item becomes one line of text, as Go would have written it; lines that
+# are not lists pass through unchanged.
+_EXPAND_SQL: Final = """
+WITH typed AS (
+    SELECT *, coalesce(json_type(try(text::JSON), '$.items') = 'ARRAY', false) AS is_list
+    FROM lists WHERE keep
+)
+SELECT line, strlen(item)::BIGINT AS nbytes, true AS keep, item AS text FROM (
+    SELECT line, as_logged(unnest(json_extract(text, '$.items[*]')), go_escaped(text)) AS item
+    FROM typed WHERE is_list
+)
+UNION ALL
+SELECT line, nbytes, keep, text FROM typed WHERE NOT is_list
+"""
+
+# The columns a parsed line supplies; the loader adds where it came from.
+_EVENT_COLUMNS: Final = [
+    name
+    for name in s.FILE_SCHEMA
+    if name not in (s.SOURCE_FILE, s.SOURCE_LINE, s.SOURCE_FORMAT, s.LOSSY_FIELDS)
+]
+
+
+class Parser:
+    """A DuckDB connection set up once per ingest and reused for every batch."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        # Rows carry their line number, so DuckDB may return them in any order (faster).
+        self._con = duckdb.connect(config={"preserve_insertion_order": False})
+        self._con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            self._con.execute(f"SET threads = {int(threads)}")
+        self._con.execute(_MACROS)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def expand_event_lists(
+        self, text: pa.Array, line: np.ndarray, nbytes: np.ndarray, keep: np.ndarray
+    ) -> pa.Table:
+        """Unpack webhook ``EventList`` lines into one row per item, ready for ``parse``."""
+        lists = pa.table({"line": line, "nbytes": nbytes, "keep": keep, "text": text})
+        self._con.register("lists", lists)
+        try:
+            return self._con.sql(_EXPAND_SQL).to_arrow_table()
+        finally:
+            self._con.unregister("lists")
+
+    def parse(
+        self, text: pa.Array, line: np.ndarray, nbytes: np.ndarray, keep: np.ndarray | None = None
+    ) -> pl.DataFrame:
+        """Parse a batch of lines: one output row per kept line, ``problem`` set on bad ones."""
+        keep = np.ones(len(line), dtype=bool) if keep is None else keep
+        table = pa.table(
+            {"line": pa.array(line), "nbytes": pa.array(nbytes), "keep": keep, "text": text}
+        )
+        # Several record batches let DuckDB parse on every core.
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=max(len(line) // 8, 1024)))
+        self._con.register("lines", table)
+        try:
+            parsed: pl.DataFrame = self._con.sql(_EVENTS_SQL).pl()
+        finally:
+            self._con.unregister("lines")
+        return parsed
+
+
+def to_events(parsed: pl.DataFrame) -> pl.DataFrame:
+    """The good rows of a parsed batch, cast to the file schema (no ``source_*`` columns yet)."""
+    return parsed.filter(pl.col("problem").is_null()).select(
+        pl.col("line"), *(pl.col(name).cast(s.FILE_SCHEMA[name]) for name in _EVENT_COLUMNS)
+    )

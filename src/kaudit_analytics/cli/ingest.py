@@ -1,0 +1,100 @@
+"""``kaudit ingest``: load audit logs into a lake."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from kaudit_analytics import lake as _lake
+from kaudit_analytics import loader as _loader
+from kaudit_analytics.cli import main
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A one-line progress display on a terminal (bytes, events, events/s); nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    began = time.perf_counter()
+    done = {"bytes": 0, "events": 0}
+
+    def update(nbytes: int, events: int) -> None:
+        done["bytes"] += nbytes
+        done["events"] += events
+        rate = done["events"] / max(time.perf_counter() - began, 1e-9)
+        click.echo(
+            f"\r{done['bytes'] / 1e6:10,.1f} MB  {done['events']:>12,} events  {rate:>10,.0f} ev/s",
+            nl=False,
+            err=True,
+        )
+
+    try:
+        yield update
+    finally:
+        click.echo("", err=True)
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--lake", required=True, type=click.Path(file_okay=False), help="Lake folder.")
+@click.option("--cluster", default="default", show_default=True, help="Cluster partition.")
+@click.option("--format", "fmt", type=click.Choice(_loader.FORMATS), help="Skip detection.")
+@click.option("--keep-secrets", is_flag=True, help="Do not redact Secret values and tokens.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when any line was quarantined.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another ingest holds the lake.")
+def ingest_command(
+    paths: tuple[str, ...],
+    lake: str,
+    cluster: str,
+    fmt: str | None,
+    keep_secrets: bool,
+    strict: bool,
+    no_wait: bool,
+) -> None:
+    """Load audit logs (files, folders, globs; .gz too) into the Parquet lake."""
+    try:
+        with _progress(sys.stderr.isatty()) as progress:
+            stats = _loader.ingest(
+                paths,
+                lake,
+                cluster=cluster,
+                format=fmt,
+                keep_secrets=keep_secrets,
+                wait=not no_wait,
+                progress=progress,
+            )
+    except (_loader.IngestError, _lake.LakeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(stats.summary())
+    if stats.events_read == 0 and stats.quarantined:
+        raise click.ClickException("nothing could be loaded: every line was quarantined")
+    if strict and stats.quarantined:
+        raise click.ClickException(f"--strict: {stats.quarantined} line(s) were quarantined")
+
+
+@main.command("describe")
+@click.option("--lake", required=True, type=click.Path(file_okay=False), help="Lake folder.")
+def describe_command(lake: str) -> None:
+    """Show what a lake holds: events, users, time span, bytes."""
+    try:
+        click.echo(_lake.describe(lake).summary())
+    except _lake.LakeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("demo")
+@click.option(
+    "--lake", default="build/demo-lake", show_default=True, type=click.Path(file_okay=False)
+)
+def demo_command(lake: str) -> None:
+    """Load the bundled sample into a lake and show what it holds."""
+    from kaudit_analytics.sample import SAMPLE_DIR
+
+    stats = _loader.ingest(SAMPLE_DIR, lake)
+    click.echo(stats.summary())
+    click.echo(_lake.describe(lake).summary())

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real samples from other projects, and the bundled sample lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import kaudit_analytics as ka
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+
+
+@pytest.fixture(scope="session")
+def shared_samples() -> Path:
+    """The folder of real audit logs published by other projects (see its PROVENANCE.md)."""
+    if not SHARED_SAMPLES.is_dir():
+        pytest.skip(f"the shared samples folder {SHARED_SAMPLES} is absent on this machine")
+    return SHARED_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake loaded once per session from the bundled sample (``data/sample``)."""
+    from kaudit_analytics.sample import SAMPLE_DIR
+
+    lake = tmp_path_factory.mktemp("sample-lake")
+    ka.ingest(SAMPLE_DIR, lake)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def sample_events(sample_lake: Path) -> pl.LazyFrame:
+    """The bundled sample's events table."""
+    return ka.scan(sample_lake)
