@@ -484,3 +484,29 @@ def test_copying_a_lake_keeps_it_readable(tmp_path: Path) -> None:
     shutil.copytree(tmp_path / "lake", tmp_path / "copy")
     assert ka.scan(tmp_path / "copy").collect().height == 1
     assert list((tmp_path / "copy" / "_kaudit").iterdir())
+
+
+def _event_list(*events: bytes) -> bytes:
+    items = b",".join(events)
+    return b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[' + items + b"]}"
+
+
+def test_webhook_event_lists_one_per_line_mixed_with_events(tmp_path: Path) -> None:
+    log = tmp_path / "webhook.log"
+    log.write_bytes(_lines(_event_list(_event(1), _event(2)), _event(3), _event_list(_event(4))))
+    stats = ka.ingest(log, tmp_path / "lake")
+    assert (stats.events_written, stats.quarantined) == (4, 0)
+    rows = ka.scan(tmp_path / "lake").sort(s.AUDIT_ID).collect()
+    assert rows[s.SOURCE_LINE].to_list() == [1, 1, 2, 3]
+    assert rows[s.SOURCE_FORMAT].to_list() == ["eventlist", "eventlist", "native", "eventlist"]
+    assert rows[s.EVENT_BYTES].to_list() == [len(_event(n)) for n in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize(("fmt", "written", "quarantined"), [("native", 1, 1), ("eventlist", 2, 1)])
+def test_forced_format_reads_only_that_format(
+    tmp_path: Path, fmt: str, written: int, quarantined: int
+) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(_lines(_event(1), _event_list(_event(2), _event(3))))
+    stats = ka.ingest(log, tmp_path / "lake", format=fmt)
+    assert (stats.events_written, stats.quarantined) == (written, quarantined)

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from kaudit_analytics import _formats
 from kaudit_analytics import schema as s
 
 # What json_transform extracts; everything else in the event is ignored. Timestamps stay text
@@ -85,11 +86,11 @@ CREATE OR REPLACE MACRO mf_bytes(body) AS
 _EVENTS_SQL: Final = f"""
 WITH parsed AS (
     -- try() turns a line that is not JSON into a NULL instead of failing the whole batch.
-    SELECT line, nbytes, text, try(json_transform(text, '{_EVENT_SHAPE}')) AS e
+    SELECT line, nbytes, text, fmt, lossy, try(json_transform(text, '{_EVENT_SHAPE}')) AS e
     FROM lines
     WHERE keep
 ), flat AS (
-    SELECT line, nbytes, text, e,
+    SELECT line, nbytes, text, fmt, lossy, e,
         CASE WHEN e IS NULL THEN NULL
              WHEN starts_with(ltrim(text), '{{') THEN 'OBJECT'
              ELSE 'VALUE' END AS jtype,
@@ -181,30 +182,15 @@ SELECT
     strlen(as_logged(e.responseObject, escaped)) AS response_object_bytes,
     CASE WHEN e.requestObject IS NOT NULL OR e.responseObject IS NOT NULL
          THEN mf_bytes(e.requestObject) + mf_bytes(e.responseObject) END AS managed_fields_bytes,
-    coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated
+    coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated,
+    fmt AS source_format,
+    lossy AS lossy_fields
 FROM flat
-"""
-
-# A webhook batch: each item becomes one line of text, as Go would have written it; lines that
-# are not lists pass through unchanged.
-_EXPAND_SQL: Final = """
-WITH typed AS (
-    SELECT *, coalesce(json_type(try(text::JSON), '$.items') = 'ARRAY', false) AS is_list
-    FROM lists WHERE keep
-)
-SELECT line, strlen(item)::BIGINT AS nbytes, true AS keep, item AS text FROM (
-    SELECT line, as_logged(unnest(json_extract(text, '$.items[*]')), go_escaped(text)) AS item
-    FROM typed WHERE is_list
-)
-UNION ALL
-SELECT line, nbytes, keep, text FROM typed WHERE NOT is_list
 """
 
 # The columns a parsed line supplies; the loader adds where it came from.
 _EVENT_COLUMNS: Final = [
-    name
-    for name in s.FILE_SCHEMA
-    if name not in (s.SOURCE_FILE, s.SOURCE_LINE, s.SOURCE_FORMAT, s.LOSSY_FIELDS)
+    name for name in s.FILE_SCHEMA if name not in (s.SOURCE_FILE, s.SOURCE_LINE)
 ]
 
 
@@ -222,27 +208,24 @@ class Parser:
     def close(self) -> None:
         self._con.close()
 
-    def expand_event_lists(
-        self, text: pa.Array, line: np.ndarray, nbytes: np.ndarray, keep: np.ndarray
-    ) -> pa.Table:
-        """Unpack webhook ``EventList`` lines into one row per item, ready for ``parse``."""
-        lists = pa.table({"line": line, "nbytes": nbytes, "keep": keep, "text": text})
-        self._con.register("lists", lists)
+    def normalize(self, line: pa.Array, text: pa.Array) -> pa.Table:
+        """Rewrite lines of other formats as native event lines (see ``_formats``)."""
+        self._con.register("failed", pa.table({"line": line, "text": text}))
         try:
-            return self._con.sql(_EXPAND_SQL).to_arrow_table()
+            table: pa.Table = self._con.sql(_formats.NORMALIZE_SQL).to_arrow_table()
         finally:
-            self._con.unregister("lists")
+            self._con.unregister("failed")
+        return table
 
-    def parse(
-        self, text: pa.Array, line: np.ndarray, nbytes: np.ndarray, keep: np.ndarray | None = None
-    ) -> pl.DataFrame:
-        """Parse a batch of lines: one output row per kept line, ``problem`` set on bad ones."""
-        keep = np.ones(len(line), dtype=bool) if keep is None else keep
-        table = pa.table(
-            {"line": pa.array(line), "nbytes": pa.array(nbytes), "keep": keep, "text": text}
-        )
+    def parse(self, table: pa.Table) -> pl.DataFrame:
+        """Parse a batch of lines: one output row per kept line, ``problem`` set on bad ones.
+
+        ``table`` has the columns ``line``, ``nbytes``, ``keep``, ``text``, ``fmt``, ``lossy``.
+        """
         # Several record batches let DuckDB parse on every core.
-        table = pa.Table.from_batches(table.to_batches(max_chunksize=max(len(line) // 8, 1024)))
+        table = pa.Table.from_batches(
+            table.to_batches(max_chunksize=max(table.num_rows // 8, 1024))
+        )
         self._con.register("lines", table)
         try:
             parsed: pl.DataFrame = self._con.sql(_EVENTS_SQL).pl()
@@ -252,7 +235,7 @@ class Parser:
 
 
 def to_events(parsed: pl.DataFrame) -> pl.DataFrame:
-    """The good rows of a parsed batch, cast to the file schema (no ``source_*`` columns yet)."""
+    """The good rows of a parsed batch in the file schema, less ``source_file``/``source_line``."""
     return parsed.filter(pl.col("problem").is_null()).select(
         pl.col("line"), *(pl.col(name).cast(s.FILE_SCHEMA[name]) for name in _EVENT_COLUMNS)
     )

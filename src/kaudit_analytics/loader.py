@@ -21,15 +21,16 @@ from typing import Any, Final
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
-from kaudit_analytics import _lines, _parse, _redact
+from kaudit_analytics import _formats, _lines, _parse, _redact
 from kaudit_analytics import lake as _lake
 from kaudit_analytics import schema as s
 
 __all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "ingest"]
 
-#: Formats the loader reads; ``None`` (the default) detects the format of each file.
-FORMATS: Final = ("native", "eventlist")
+#: Formats ``--format`` can force; by default each line's format is recognised.
+FORMATS: Final = _formats.FORMATS
 
 #: Write buffered events once they hold this many bytes of source text (bounds memory).
 FLUSH_BYTES: Final = 256 * 1024 * 1024
@@ -188,23 +189,6 @@ def _fingerprint(head: bytes, cluster: str) -> str:
     return hashlib.sha256(cluster.encode() + b"\0" + first).hexdigest()[:32]
 
 
-def _detect(head: bytes, size: int) -> str:
-    """``native`` or ``eventlist`` lines, ``document`` (one JSON value), or ``unknown``."""
-    body = head.removeprefix(_lines.BOM_UTF8).lstrip()
-    if body.startswith(b"["):
-        return "document"
-    if not body.startswith(b"{"):
-        return "unknown"
-    first = body.split(b"\n", 1)[0]
-    try:
-        value = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        return "document" if size <= MAX_DOCUMENT_BYTES else "native"
-    if isinstance(value, dict) and isinstance(value.get("items"), list):
-        return "eventlist"
-    return "native"
-
-
 # --- reading one file --------------------------------------------------------------------------
 
 
@@ -238,14 +222,39 @@ def _bad_lines_frame(bad: list[_lines.BadLine]) -> pl.DataFrame:
     )
 
 
+_RETRY: Final = ("invalid-json", "not-an-event", "missing-fields")
+
+
 def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Events and quarantine rows of one batch of lines."""
-    if fmt == "eventlist":
-        items = run.parser.expand_event_lists(batch.text, batch.line, batch.nbytes, batch.keep)
-        nbytes = items["nbytes"].to_numpy()
-        parsed = run.parser.parse(items["text"], items["line"].to_numpy(), nbytes)
+    """Events and quarantine rows of one batch of lines.
+
+    Lines are parsed as native events; the ones that fail are offered to the other formats
+    (``_formats``), and what those recognise is parsed again. With ``fmt`` other than native,
+    every line goes to the other formats first.
+    """
+    n = len(batch.line)
+    table = pa.table(
+        {
+            "line": batch.line,
+            "nbytes": batch.nbytes,
+            "keep": batch.keep,
+            "text": batch.text,
+            "fmt": pa.repeat(pa.scalar("native"), n),
+            "lossy": pa.repeat(pa.scalar([], pa.list_(pa.string())), n),
+        }
+    )
+    if fmt in ("auto", "native"):
+        parsed = run.parser.parse(table)
+        failed = parsed.filter(pl.col("problem").is_in(_RETRY) & (fmt == "auto"))
     else:
-        parsed = run.parser.parse(batch.text, batch.line, batch.nbytes, batch.keep)
+        # A forced format: no line is read as a native event first.
+        failed = pl.from_arrow(table.filter(batch.keep)).with_columns(  # type: ignore[union-attr]
+            problem=pl.lit("not-an-event"),
+            detail=pl.lit(f"not a record of the {fmt} format"),
+        )
+        parsed = failed
+    if not failed.is_empty():
+        parsed = _retry_other_formats(run, parsed, failed)
     bad = parsed.filter(pl.col("problem").is_not_null()).select(
         pl.col("line"),
         pl.col("problem").alias("reason"),
@@ -255,15 +264,34 @@ def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataF
     return _parse.to_events(parsed), bad
 
 
-def _stamp(run: _Run, events: pl.DataFrame, source: str, fmt: str) -> pl.DataFrame:
+def _retry_other_formats(run: _Run, parsed: pl.DataFrame, failed: pl.DataFrame) -> pl.DataFrame:
+    """Replace failed lines by the events other formats find in them; keep the rest failed."""
+    normalized = run.parser.normalize(failed["line"].to_arrow(), failed["text"].to_arrow())
+    if not normalized.num_rows:
+        return parsed
+    again = run.parser.parse(normalized)
+    done = again["line"].unique().implode()
+    return pl.concat(
+        [parsed.filter(pl.col("problem").is_null() | ~pl.col("line").is_in(done)), again],
+        how="diagonal_relaxed",
+    )
+
+
+def _stamp(run: _Run, events: pl.DataFrame, source: str, label: str | None) -> pl.DataFrame:
     if not run.keep_secrets:
         events = _redact.redact(events)
-    return events.with_columns(
-        pl.lit(source).alias(s.SOURCE_FILE),
-        pl.col("line").alias(s.SOURCE_LINE),
-        pl.lit(fmt).alias(s.SOURCE_FORMAT),
-        pl.lit([], dtype=pl.List(pl.String)).alias(s.LOSSY_FIELDS),
-    ).drop("line")
+    stamped = events.with_columns(
+        pl.lit(source).alias(s.SOURCE_FILE), pl.col("line").alias(s.SOURCE_LINE)
+    )
+    if label is not None:
+        # A document's items were re-serialised one per line; the label says what held them.
+        stamped = stamped.with_columns(
+            pl.when(pl.col(s.SOURCE_FORMAT) == "native")
+            .then(pl.lit(label))
+            .otherwise(pl.col(s.SOURCE_FORMAT))
+            .alias(s.SOURCE_FORMAT)
+        )
+    return stamped.drop("line")
 
 
 def _process(
@@ -284,7 +312,7 @@ def _process(
     events, bad = _parse_batch(run, batch, fmt)
     _quarantine(run, f"{fp}-{start}-events", source, bad)
     run.bytes_read += len(data)
-    _accept(run, _stamp(run, events, source, label or fmt))
+    _accept(run, _stamp(run, events, source, label))
     if run.progress:
         run.progress(len(data), events.height)
     return batch
@@ -361,7 +389,7 @@ def _load_document(run: _Run, path: Path, fp: str) -> int | None:
     # source_line is then the item's position in the document.
     data = b"".join(orjson.dumps(item) + b"\n" for item in items)
     if data:
-        _process(run, data, 1, 0, fp, "native", str(path), label=fmt)
+        _process(run, data, 1, 0, fp, "auto", str(path), label=fmt)
     run.pending[fp] = {"offset": len(raw), "line": len(items) + 1, "format": fmt}
     return len(raw)
 
@@ -489,17 +517,16 @@ def _load_file(run: _Run, path: Path, fmt: str | None) -> None:
         end = 0
     else:
         fp = _fingerprint(head, run.cluster)
-        kind = fmt or _detect(head, stat.st_size)
+        kind = _formats.detect(head, stat.st_size, MAX_DOCUMENT_BYTES)
         end = None
         if kind == "document":
             end = _load_document(run, path, fp)
-            kind = "native"
-        if kind == "unknown":
+        if kind == "unknown" and fmt is None:
             detail = "it is neither JSON lines nor a JSON document of audit events"
             _quarantine_file(run, path, fp, "unknown-format", detail, head[:4096])
             end = 0
         elif end is None:
-            end = _load_lines(run, path, kind, fp)
+            end = _load_lines(run, path, fmt or "auto", fp)
     run.pending[f"file:{run.cluster}:{path}"] = {
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
