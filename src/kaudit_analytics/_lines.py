@@ -8,7 +8,6 @@ can resume a growing file after its last complete line and point at any line it 
 from __future__ import annotations
 
 import codecs
-import mmap
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,45 +105,16 @@ def raw_chunks(path: Path, *, start: int = 0, truncated: list[str]) -> Iterator[
             yield chunk
 
 
-Block = tuple[bytes | memoryview, int, bytes]
+Block = tuple[bytes, int, bytes]
 
 
 def line_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]:
     """Yield (complete lines, their start offset, b"") blocks, then (b"", end offset, rest).
 
     ``rest`` holds the bytes after the last line end: a last line without a line end, or one that
-    is still being written. A plain file is memory-mapped and handed out without a copy.
+    is still being written. Plain reads, not a memory map: faulting in a mapped file page by page
+    cost more than the whole parse (measured: 4.6 ms per MB against 0.15 for ``read``).
     """
-    if is_gzip(path):
-        yield from _gzip_blocks(path, start, truncated)
-        return
-    with path.open("rb") as handle:
-        mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    # The map is not closed here: Arrow arrays of the last batch may still point into it. It is
-    # unmapped when the last of them is garbage-collected.
-    view = memoryview(mm)
-    offset = start
-    if start == 0 and mm[:3] == BOM_UTF8:
-        offset = len(BOM_UTF8)
-    size = len(mm)
-    while offset < size:
-        cut = mm.rfind(b"\n", offset, min(offset + CHUNK_BYTES, size))
-        if cut < 0:
-            # A line longer than a chunk: take it whole, however long.
-            cut = mm.find(b"\n", offset)
-            if cut < 0:
-                break
-        yield view[offset : cut + 1], offset, b""
-        # Pages already parsed would otherwise count toward this process's resident memory
-        # until the whole file is read; dropping them keeps RSS flat (the page cache keeps them).
-        done = (cut + 1) // mmap.PAGESIZE * mmap.PAGESIZE
-        if done > 0:
-            mm.madvise(mmap.MADV_DONTNEED, 0, done)
-        offset = cut + 1
-    yield b"", offset, bytes(mm[offset:])
-
-
-def _gzip_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]:
     carry = b""
     offset = start
     first = start == 0

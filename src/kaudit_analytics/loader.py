@@ -431,11 +431,22 @@ def _final_line(
 # --- writing -----------------------------------------------------------------------------------
 
 
-def _key_hashes(frame: pl.DataFrame | pl.LazyFrame) -> Any:
-    # Two independent 64-bit hashes of (audit_id, stage): 16 bytes per stored event keeps the
-    # dedupe index small enough for millions of events, and a false match is ~1e-25 likely.
-    key = pl.concat_str(pl.col(s.AUDIT_ID), pl.col(s.STAGE).cast(pl.String), separator="\x00")
-    return frame.select(key.hash(seed=0x6B61756469).alias("h1"), key.hash(seed=0x74).alias("h2"))
+_KEY: Final = pl.concat_str(pl.col(s.AUDIT_ID), pl.col(s.STAGE).cast(pl.String), separator="\x00")
+# Two independent 64-bit hashes of (audit_id, stage): 16 bytes per stored event keep the dedupe
+# index small for millions of events, and a false match is about 1e-25 likely.
+_HASHES: Final = (_KEY.hash(seed=0x6B61756469).alias("h1"), _KEY.hash(seed=0x74).alias("h2"))
+_NO_KEYS: Final = pl.Schema({"h1": pl.UInt64, "h2": pl.UInt64})
+
+
+def _known_keys(run: _Run, day: dt.date) -> pl.DataFrame:
+    """The keys of one partition: loaded from the lake once per run, then kept up to date."""
+    key = (run.cluster, day)
+    if key not in run.keys:
+        stored = _lake.partition_keys(run.lake, run.cluster, day)
+        run.keys[key] = (
+            stored.select(_HASHES).collect() if stored is not None else pl.DataFrame(schema=_NO_KEYS)
+        )
+    return run.keys[key]
 
 
 def _accept(run: _Run, events: pl.DataFrame) -> None:
@@ -443,26 +454,19 @@ def _accept(run: _Run, events: pl.DataFrame) -> None:
     run.events_read += events.height
     if events.is_empty():
         return
-    events = events.with_columns(pl.col(s.REQUEST_TS).dt.date().alias(s.DATE))
-    unique = events.unique([s.AUDIT_ID, s.STAGE], keep="first", maintain_order=True)
+    keyed = events.with_columns(pl.col(s.REQUEST_TS).dt.date().alias(s.DATE), *_HASHES).unique(
+        ["h1", "h2"], keep="first", maintain_order=True
+    )
     kept: list[pl.DataFrame] = []
-    for (day,), part in unique.group_by(s.DATE, maintain_order=True):
-        key = (run.cluster, day)
-        if key not in run.keys:
-            stored = _lake.partition_keys(run.lake, run.cluster, day)
-            run.keys[key] = (
-                _key_hashes(stored).collect()
-                if stored is not None
-                else pl.DataFrame(schema={"h1": pl.UInt64, "h2": pl.UInt64})
-            )
-        hashes = _key_hashes(part)
-        new = hashes.with_row_index("_i").join(run.keys[key], on=["h1", "h2"], how="anti")
-        run.keys[key] = pl.concat([run.keys[key], new.drop("_i")], rechunk=False)
-        kept.append(part[new["_i"]])
-    fresh = pl.concat(kept)
-    run.duplicates += events.height - fresh.height
-    run.buffer.append(fresh)
-    run.buffered_bytes += int(fresh[s.EVENT_BYTES].sum())
+    for (day,), part in keyed.group_by(s.DATE, maintain_order=True):
+        known = _known_keys(run, day)
+        fresh = part.join(known, on=["h1", "h2"], how="anti", maintain_order="left")
+        run.keys[(run.cluster, day)] = pl.concat([known, fresh.select("h1", "h2")], rechunk=False)
+        kept.append(fresh.drop("h1", "h2"))
+    fresh_rows = pl.concat(kept)
+    run.duplicates += events.height - fresh_rows.height
+    run.buffer.append(fresh_rows)
+    run.buffered_bytes += int(fresh_rows[s.EVENT_BYTES].sum())
 
 
 def _flush(run: _Run) -> None:
