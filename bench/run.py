@@ -1,0 +1,256 @@
+"""`make bench`: measure the loader (and the analyses' own benchmarks) and write BENCHMARKS.md.
+
+Every figure is the median of several whole-process runs on generated corpora, next to the
+obvious alternatives measured in the same run, so ratios are fair on whatever machine runs it.
+Corpora are generated once into bench/out/ and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+REPO = HERE.parent
+PY = sys.executable
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss: int  # bytes
+
+
+def _measure(argv: list[str], env: dict[str, str] | None = None) -> Run:
+    """Wall time and peak RSS of one child process (its own rusage, via wait4)."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        msg = f"benchmark step failed: {' '.join(argv)}"
+        raise SystemExit(msg)
+    return Run(seconds, usage.ru_maxrss * 1024)
+
+
+def _median(argv: list[str], repeat: int, before: object = None) -> Run:
+    runs = []
+    for _ in range(repeat):
+        if callable(before):
+            before()
+        runs.append(_measure(argv))
+    return Run(
+        statistics.median(r.seconds for r in runs), statistics.median(r.peak_rss for r in runs)
+    )
+
+
+def _corpus(name: str, events: int, profile: str) -> Path:
+    path = OUT / f"{name}.log"
+    if not path.exists():
+        print(f"generating {path.name}: {events:,} events, profile {profile} …", flush=True)
+        code = (
+            "from kaudit_analytics.sample import generate;"
+            f"generate({str(path)!r}, events={events}, seed=7, profile={profile!r})"
+        )
+        subprocess.run([PY, "-c", code], check=True)
+    return path
+
+
+_DUCKDB = """
+import sys, duckdb
+con = duckdb.connect(config={{"preserve_insertion_order": False}})
+con.execute("COPY (SELECT * FROM read_ndjson('{src}', ignore_errors=true, maximum_object_size=16777216, \
+columns={{auditID: 'VARCHAR', stage: 'VARCHAR', level: 'VARCHAR', verb: 'VARCHAR', requestURI: 'VARCHAR', \
+\\"user\\": 'STRUCT(username VARCHAR, uid VARCHAR, groups VARCHAR[])', sourceIPs: 'VARCHAR[]', \
+userAgent: 'VARCHAR', objectRef: 'STRUCT(resource VARCHAR, namespace VARCHAR, name VARCHAR, \
+apiGroup VARCHAR, apiVersion VARCHAR, subresource VARCHAR)', responseStatus: 'STRUCT(code INTEGER)', \
+requestObject: 'JSON', responseObject: 'JSON', requestReceivedTimestamp: 'TIMESTAMPTZ', \
+stageTimestamp: 'TIMESTAMPTZ', annotations: 'MAP(VARCHAR, VARCHAR)'}})) TO '{dst}' \
+(FORMAT parquet, COMPRESSION zstd)")
+"""
+
+_POLARS = """
+import polars as pl
+schema = {{"auditID": pl.String, "stage": pl.String, "level": pl.String, "verb": pl.String,
+  "requestURI": pl.String, "user": pl.Struct({{"username": pl.String, "uid": pl.String,
+  "groups": pl.List(pl.String)}}), "sourceIPs": pl.List(pl.String), "userAgent": pl.String,
+  "objectRef": pl.Struct({{"resource": pl.String, "namespace": pl.String, "name": pl.String,
+  "apiGroup": pl.String, "apiVersion": pl.String, "subresource": pl.String}}),
+  "responseStatus": pl.Struct({{"code": pl.Int32}}), "requestObject": pl.String,
+  "responseObject": pl.String, "requestReceivedTimestamp": pl.String, "stageTimestamp": pl.String}}
+(pl.scan_ndjson('{src}', schema=schema, ignore_errors=True)
+   .with_columns(pl.col("requestReceivedTimestamp").str.to_datetime(time_zone="UTC"))
+   .sink_parquet('{dst}', compression="zstd"))
+"""
+
+
+def _fresh(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.unlink(missing_ok=True) if path.is_file() else None
+
+
+def bench_loader(corpora: dict[str, Path], repeat: int) -> list[str]:
+    rows = [
+        "| corpus | events | JSON | approach | seconds | events/s | peak RSS | vs kaudit |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, path in corpora.items():
+        events = sum(1 for _ in path.open("rb"))
+        lake = OUT / f"lake-{name}"
+        ours = _median(
+            [str(Path(PY).parent / "kaudit"), "ingest", str(path), "--lake", str(lake)],
+            repeat,
+            before=lambda lake=lake: _fresh(lake),
+        )
+        dst = OUT / "alt.parquet"
+        duck = _median([PY, "-c", _DUCKDB.format(src=path, dst=dst)], repeat)
+        polars = _median([PY, "-c", _POLARS.format(src=path, dst=dst)], repeat)
+        size = path.stat().st_size
+        for label, run in (
+            ("**kaudit ingest** (complete schema, dedupe, quarantine, redaction)", ours),
+            ("DuckDB `read_ndjson` → Parquet (no line length, no quarantine)", duck),
+            ("polars `scan_ndjson` → Parquet (bodies unusable, no quarantine)", polars),
+        ):
+            rows.append(
+                f"| {name} | {events:,} | {size / 1e9:.2f} GB | {label} | {run.seconds:.1f} | "
+                f"{events / run.seconds:,.0f} | {run.peak_rss / 2**30:.2f} GiB | "
+                f"{run.seconds / ours.seconds:.2f}× the time |"
+            )
+    return rows
+
+
+def bench_rss_curve(sizes: list[int]) -> list[str]:
+    rows = ["| events | JSON | seconds | events/s | peak RSS |", "|---|---|---|---|---|"]
+    for n in sizes:
+        path = _corpus(f"meta-{n}", n, "metadata")
+        lake = OUT / "lake-curve"
+        _fresh(lake)
+        run = _measure([str(Path(PY).parent / "kaudit"), "ingest", str(path), "--lake", str(lake)])
+        rows.append(
+            f"| {n:,} | {path.stat().st_size / 1e9:.2f} GB | {run.seconds:.1f} | "
+            f"{n / run.seconds:,.0f} | {run.peak_rss / 2**30:.2f} GiB |"
+        )
+        if n > 2_000_000:
+            path.unlink()
+    return rows
+
+
+def bench_queries(lake: Path, corpus: Path, repeat: int) -> list[str]:
+    parquet = sum(p.stat().st_size for p in (lake / "events").rglob("*.parquet"))
+    code = (
+        "import kaudit_analytics as ka;"
+        f"ka.scan({str(lake)!r}).group_by('user', 'verb').len().collect()"
+    )
+    run = _median([PY, "-c", code], repeat)
+    inner = (
+        "import time, kaudit_analytics as ka; t = time.perf_counter();"
+        f"ka.scan({str(lake)!r}).group_by('user', 'verb').len().collect();"
+        "print(time.perf_counter() - t)"
+    )
+    query = float(subprocess.run([PY, "-c", inner], capture_output=True, text=True).stdout)
+    return [
+        "| measure | value |",
+        "|---|---|",
+        f"| Parquet / JSON size | {parquet / 1e6:.1f} MB / {corpus.stat().st_size / 1e6:,.0f} MB "
+        f"= {parquet / corpus.stat().st_size:.1%} |",
+        f"| `scan` + group-by (user, verb), whole fresh process | {run.seconds:.2f} s |",
+        f"| … of which the query itself | {query:.2f} s |",
+    ]
+
+
+def bench_others(lake: Path) -> list[str]:
+    """The analyses' own benchmark scripts, each printing a Markdown section."""
+    sections = []
+    for script in sorted(HERE.glob("bench_*.py")):
+        print(f"running {script.name} …", flush=True)
+        done = subprocess.run(
+            [PY, str(script), str(lake)], capture_output=True, text=True, check=False
+        )
+        body = (
+            done.stdout.strip() if done.returncode == 0 else f"failed:\n\n```\n{done.stderr}\n```"
+        )
+        sections += [f"#### {script.stem.removeprefix('bench_')}", "", body, ""]
+    return sections
+
+
+def _machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small corpora, one run each")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    scale = 20 if args.quick else 1
+    repeat = 1 if args.quick else 3
+    corpora = {
+        "Metadata-heavy": _corpus(f"meta-{2_000_000 // scale}", 2_000_000 // scale, "metadata"),
+        "RequestResponse-heavy": _corpus(f"bodies-{500_000 // scale}", 500_000 // scale, "bodies"),
+    }
+    loader = bench_loader(corpora, repeat)
+    lake = OUT / "lake-Metadata-heavy"
+    _fresh(lake)
+    _measure(
+        [
+            str(Path(PY).parent / "kaudit"),
+            "ingest",
+            str(corpora["Metadata-heavy"]),
+            "--lake",
+            str(lake),
+        ]
+    )
+    queries = bench_queries(lake, corpora["Metadata-heavy"], repeat)
+    curve = bench_rss_curve(
+        [n // scale for n in (500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000)]
+    )
+    others = bench_others(lake)
+    text = "\n".join(
+        [
+            f"Machine: {_machine()}. Command: `make bench` (`python bench/run.py"
+            f"{' --quick' if args.quick else ''}`), {time.strftime('%Y-%m-%d')}; medians of "
+            f"{repeat} whole-process runs, warm page cache. Corpora come from `kaudit generate`"
+            " (seed 7): Metadata-heavy is the `metadata` profile, RequestResponse-heavy the"
+            " `bodies` profile.",
+            "",
+            "### Loading",
+            "",
+            *loader,
+            "",
+            "### Peak memory against corpus size (Metadata-heavy)",
+            "",
+            *curve,
+            "",
+            "### The lake",
+            "",
+            *queries,
+            "",
+            "### Analyses",
+            "",
+            *others,
+        ]
+    )
+    # The measured part of BENCHMARKS.md sits between two markers; the prose around it (where
+    # the time goes, what limits it) is written by hand.
+    out = OUT / "quick.md" if args.quick else REPO / "BENCHMARKS.md"
+    old = out.read_text(encoding="utf-8") if out.exists() else f"{START}\n{END}\n"
+    head, _, rest = old.partition(START)
+    _, _, tail = rest.partition(END)
+    out.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
