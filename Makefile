@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAKE   ?= build/demo-lake
 
-.PHONY: demo test lint lab bench report clean wheel-check
+.PHONY: demo test lint lab bench report sample browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +18,35 @@ demo: $(STAMP)
 	$(BIN)/kaudit demo --lake $(LAKE)
 
 ## test: lint, type-check and run every test (notebooks included)
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+# The report's browser test needs Chromium; install it where we can (root with apt), else the
+# test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the browser test will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## lab: JupyterLab on notebooks/, with this project's kernel
-lab: $(STAMP)
+## lab: JupyterLab on notebooks/, with this project's kernel and the demo lake loaded
+lab: demo
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## report: the compliance notebook on the bundled sample, as build/compliance_report.html
+report: demo
+	$(BIN)/papermill notebooks/compliance_report.ipynb build/compliance_report.ipynb \
+	  -p lake $(abspath $(LAKE)) -p since 7d -p until 2024-09-13 --no-progress-bar
+	$(BIN)/jupyter nbconvert --to html --no-input build/compliance_report.ipynb --output-dir build
+
+## sample: rebuild the committed sample (data/sample) and its packaged copy
+sample: $(STAMP)
+	$(BIN)/python -c "from kaudit_analytics.sample import write_sample; \
+	  write_sample('data/sample'); write_sample('src/kaudit_analytics/data/sample')"
 
 ## bench: the performance numbers in BENCHMARKS.md (large generated corpora; takes minutes)
 bench: $(STAMP)

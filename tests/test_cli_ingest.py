@@ -1,4 +1,4 @@
-"""`kaudit ingest`, `describe` and `demo`: one clear sentence per problem, exit codes for scripts."""
+"""`kaudit ingest`, `describe` and `demo`: one sentence per problem, exit codes for scripts."""
 
 from __future__ import annotations
 
@@ -56,7 +56,10 @@ def test_nothing_loadable_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ingest", "/no/such.log", "--lake", "LAKE"], "Error: no such file or folder: /no/such.log"),
+        (
+            ["ingest", "/no/such.log", "--lake", "LAKE"],
+            "Error: no such file or folder: /no/such.log",
+        ),
         (["describe", "--lake", "/no/such/lake"], "Error: no lake at /no/such/lake"),
         (["ingest", "LOG", "--lake", "LAKE", "--cluster", "a/b"], "Error: cluster name 'a/b'"),
     ],

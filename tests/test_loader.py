@@ -36,7 +36,6 @@ NATIVE_SAMPLES = [
     "falco-legacy-trace-files/create_secret.json",
     "falco-legacy-trace-files/attach_pod.json",
     "falco-legacy-trace-files/fal_01_003.json",
-    "elastic-integrations/kubernetes-audit_logs-test-audit.log",
 ]
 
 REQUIRED = ("auditID", "stage", "verb")
@@ -294,9 +293,7 @@ SECRET = {
     "apiVersion": "v1",
     "metadata": {
         "name": "db",
-        "annotations": {
-            "kubectl.kubernetes.io/last-applied-configuration": LAST_APPLIED
-        },
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": LAST_APPLIED},
     },
     "data": {"password": "aHVudGVyMg=="},
     "stringData": {"token": "hunter2"},
@@ -488,7 +485,11 @@ def test_copying_a_lake_keeps_it_readable(tmp_path: Path) -> None:
 
 def _event_list(*events: bytes) -> bytes:
     items = b",".join(events)
-    return b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[' + items + b"]}"
+    return (
+        b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
+        + items
+        + b"]}"
+    )
 
 
 def test_webhook_event_lists_one_per_line_mixed_with_events(tmp_path: Path) -> None:

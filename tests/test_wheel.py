@@ -30,14 +30,31 @@ def test_wheel_installs_and_loads_the_bundled_sample(tmp_path: Path) -> None:
     # kaudit_analytics the new environment sees is the wheel's.
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--no-deps", "--no-index", "--quiet", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
         check=True,
     )
     kaudit = venv / "bin" / "kaudit"
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import kaudit_analytics; print(kaudit_analytics.__file__)"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import kaudit_analytics; print(kaudit_analytics.__file__)",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert str(site) in where
     help_text = subprocess.run(
@@ -46,7 +63,10 @@ def test_wheel_installs_and_loads_the_bundled_sample(tmp_path: Path) -> None:
     assert "ingest" in help_text
     demo = subprocess.run(
         [str(kaudit), "demo", "--lake", str(tmp_path / "lake")],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "0 quarantined" in demo
     assert (tmp_path / "lake" / "events").is_dir()

@@ -1,9 +1,41 @@
-"""kaudit-analytics: Kubernetes audit logs into a Parquet lake, and answers out of it."""
+"""kaudit-analytics: Kubernetes audit logs into a Parquet lake, and answers out of it.
+
+``ingest`` and ``scan`` are the two calls everything starts from; the namespaces below
+(``ka.activity``, ``ka.charts``, ``ka.policy`` …) are imported on first use, so the ``kaudit``
+command does not pay for altair or jinja when it only loads logs.
+"""
 
 from __future__ import annotations
 
-from kaudit_analytics.lake import scan
+import importlib
+from types import ModuleType
+
+from kaudit_analytics.lake import describe, scan
 from kaudit_analytics.loader import IngestStats, ingest
 from kaudit_analytics.schema import AUDIT_SCHEMA
 
-__all__ = ["AUDIT_SCHEMA", "IngestStats", "ingest", "scan"]
+_NAMESPACES = ("activity", "charts", "compliance", "exprs", "policy", "report", "sample", "schema")
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _NAMESPACES:
+        return importlib.import_module(f"kaudit_analytics.{name}")
+    msg = f"module 'kaudit_analytics' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+__all__ = [
+    "AUDIT_SCHEMA",
+    "IngestStats",
+    "activity",
+    "charts",
+    "compliance",
+    "describe",
+    "exprs",
+    "ingest",
+    "policy",
+    "report",
+    "sample",
+    "scan",
+    "schema",
+]

@@ -12,5 +12,7 @@ def main() -> None:
 
 
 # Command modules register themselves on ``main``; import them last so they can.
+from kaudit_analytics.cli import generate as _generate  # noqa: E402, F401
 from kaudit_analytics.cli import ingest as _ingest  # noqa: E402, F401
+from kaudit_analytics.cli import policy as _policy  # noqa: E402, F401
 from kaudit_analytics.cli import report as _report  # noqa: E402, F401
