@@ -1,0 +1,617 @@
+"""Replaying observed traffic under a candidate policy: events and bytes it would write.
+
+How the replay works (``reference/policy-semantics.md`` §6):
+
+* The policy is evaluated once per request (all stage events share ``audit_id``).
+* A request has the stages the apiserver emits for it: ``RequestReceived``;
+  ``ResponseStarted`` when long-running (verb watch/proxy, subresource
+  attach/exec/proxy/log/portforward, or ``/debug/pprof/``); then ``ResponseComplete``, or
+  ``Panic`` when the observed log shows one. A failed authentication is one
+  ``ResponseStarted`` event (no user, code 401). Stages the observed policy omitted are
+  synthesized.
+* Bytes of an observed stage event are **exact**: the real serialized size, with the
+  ``level`` string swapped and the ``requestObject`` / ``responseObject`` /
+  ``managedFields`` the candidate drops subtracted (key and comma included).
+* Bytes are **modelled** where the candidate needs more than was captured: bodies the
+  observed level did not keep take the mean size of the bodies seen for the same
+  (api_group, resource, verb), and synthesized stage events are derived from a sibling
+  event of the same request (``RequestReceived`` has no responseStatus, annotations,
+  impersonatedUser, nor the uid/resourceVersion/name the apiserver back-fills later).
+* Requests the observed policy never logged are not in the data and cannot be replayed;
+  the result says so and, given the observed policy, lists probe requests that the
+  candidate would log but the observed policy dropped (the estimate is then a lower bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from kaudit_analytics._policy_eval import ATTR_COLUMNS
+from kaudit_analytics.schema import (
+    ANNOTATIONS,
+    API_GROUP,
+    AUDIT_ID,
+    CLUSTER,
+    CODE,
+    DATE,
+    EVENT_BYTES,
+    GROUPS,
+    IMPERSONATED_GROUPS,
+    IMPERSONATED_USER,
+    LEVEL,
+    MANAGED_FIELDS_BYTES,
+    MESSAGE,
+    NAME,
+    NAMESPACE,
+    OBJECT_UID,
+    REASON,
+    REQUEST_OBJECT,
+    REQUEST_OBJECT_BYTES,
+    REQUEST_URI,
+    RESOURCE,
+    RESOURCE_VERSION,
+    RESPONSE_OBJECT_BYTES,
+    STAGE,
+    STATUS,
+    SUBRESOURCE,
+    TRUNCATED,
+    USER,
+    VERB,
+)
+
+if TYPE_CHECKING:
+    from kaudit_analytics.policy import Policy
+
+__all__ = ["BY_RULE_SCHEMA", "VolumeEstimate", "estimate_volume", "predicted_events"]
+
+_LONG_VERBS = ("watch", "proxy")
+_LONG_SUBRESOURCES = ("attach", "exec", "proxy", "log", "portforward")
+_REQUEST_KEY = len(',"requestObject":')
+_RESPONSE_KEY = len(',"responseObject":')
+_MANAGED_KEY = len('"managedFields":,')
+_BODY_LEVELS = ("Request", "RequestResponse")
+_SHORT = {"RequestReceived": "rr", "ResponseStarted": "rs", "ResponseComplete": "rc", "Panic": "p"}
+
+BY_RULE_SCHEMA = pl.Schema(
+    {
+        "rule": pl.Int32,
+        "level": pl.String,
+        "stage": pl.String,
+        "events": pl.Int64,
+        "bytes": pl.Int64,
+        "exact_bytes": pl.Int64,
+        "modelled_bytes": pl.Int64,
+        "synthesized_events": pl.Int64,
+    }
+)
+
+
+@dataclass(frozen=True)
+class VolumeEstimate:
+    """What a policy would write for the observed traffic.
+
+    Attributes
+    ----------
+    events, bytes
+        Totals the candidate policy would write.
+    exact_bytes, modelled_bytes
+        How ``bytes`` splits between exact figures and modelled ones.
+    observed_events, observed_bytes
+        What the input holds (the observed policy's output).
+    by_rule
+        One row per rule × level × stage (``rule`` null: no rule matched).
+    by_day
+        One row per date: events and bytes.
+    requests
+        Requests replayed (distinct audit IDs).
+    never_logged
+        Probe requests the candidate logs but the observed policy dropped (needs
+        ``observed_policy``); non-empty means the totals are a lower bound.
+    notes
+        Plain-language caveats.
+    """
+
+    events: int
+    bytes: int
+    exact_bytes: int
+    modelled_bytes: int
+    observed_events: int
+    observed_bytes: int
+    requests: int
+    by_rule: pl.DataFrame
+    by_day: pl.DataFrame
+    never_logged: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def delta_events(self) -> int:
+        """Candidate minus observed events."""
+        return self.events - self.observed_events
+
+    @property
+    def delta_bytes(self) -> int:
+        """Candidate minus observed bytes."""
+        return self.bytes - self.observed_bytes
+
+    @property
+    def lower_bound(self) -> bool:
+        """The candidate logs traffic the observed policy never logged."""
+        return bool(self.never_logged)
+
+
+def _quoted_len(text: pl.Expr) -> pl.Expr:
+    """Bytes of a JSON string as Go writes it (quotes, escapes, \\u0026 for & < >)."""
+    return (
+        text.str.len_bytes()
+        + 2
+        + text.str.count_matches(r'["\\\n\r\t]')
+        + 5 * text.str.count_matches(r"[<>&]")
+    ).cast(pl.Int64)
+
+
+def _status_len() -> pl.Expr:
+    """``,"responseStatus":{...}`` (metav1.Status field order; details are not kept)."""
+    optional = [
+        pl.when(pl.col(c).is_not_null()).then(len(key) + _quoted_len(pl.col(c))).otherwise(0)
+        for c, key in ((STATUS, ',"status":'), (MESSAGE, ',"message":'), (REASON, ',"reason":'))
+    ]
+    code = pl.col(CODE).cast(pl.String).str.len_bytes().cast(pl.Int64)
+    base = len(',"responseStatus":{"metadata":{}') + len(',"code":') + 1
+    return pl.when(pl.col(CODE).is_not_null()).then(base + code + pl.sum_horizontal(optional))
+
+
+def _annotations_len(pairs: pl.Expr, *, latency_only: bool = False) -> pl.Expr:
+    """``,"annotations":{...}`` bytes (or only the latency entries) of a list of pairs."""
+    element = pl.element()
+    key, value = element.struct.field("key"), element.struct.field("value")
+    if latency_only:
+        pairs = pairs.list.eval(element.filter(key.str.starts_with("apiserver.latency.k8s.io/")))
+    sizes = pairs.list.eval(_quoted_len(key) + _quoted_len(value) + 2).list.sum()
+    if latency_only:
+        return sizes.fill_null(0)
+    return pl.when(pairs.list.len() > 0).then(len(',"annotations":{}') - 1 + sizes).otherwise(0)
+
+
+def _impersonation_len() -> pl.Expr:
+    groups = pl.col(IMPERSONATED_GROUPS)
+    group_bytes = groups.list.eval(_quoted_len(pl.element()) + 1).list.sum()
+    with_groups = pl.when(groups.list.len() > 0).then(len(',"groups":[') + group_bytes)
+    return (
+        pl.when(pl.col(IMPERSONATED_USER).is_not_null())
+        .then(
+            len(',"impersonatedUser":{"username":}')
+            + _quoted_len(pl.col(IMPERSONATED_USER))
+            + with_groups.fill_null(0)
+        )
+        .otherwise(0)
+    )
+
+
+def _late_ref_len() -> pl.Expr:
+    """objectRef fields the apiserver fills after RequestReceived (``LogRequestObject``)."""
+    parts = [
+        pl.when(pl.col(OBJECT_UID).is_not_null()).then(
+            len(',"uid":') + _quoted_len(pl.col(OBJECT_UID))
+        ),
+        pl.when(pl.col(RESOURCE_VERSION).is_not_null()).then(
+            len(',"resourceVersion":') + _quoted_len(pl.col(RESOURCE_VERSION))
+        ),
+        pl.when(pl.col(NAME).is_not_null() & (pl.col(ATTR_COLUMNS["name"]) == "")).then(
+            len(',"name":') + _quoted_len(pl.col(NAME))
+        ),
+        pl.when(pl.col(NAMESPACE).is_not_null() & (pl.col(ATTR_COLUMNS["namespace"]) == "")).then(
+            len(',"namespace":') + _quoted_len(pl.col(NAMESPACE))
+        ),
+    ]
+    return pl.sum_horizontal(p.fill_null(0) for p in parts)
+
+
+def _stage_mask(policy: Policy) -> pl.Expr:
+    """Per row: a bitmask of the stages the candidate's matching rule keeps (0: none)."""
+    bits = {stage: 1 << i for i, stage in enumerate(_SHORT)}
+    masks = [
+        0
+        if rule.level == "None"
+        else sum(
+            bit for stage, bit in bits.items() if stage not in rule.omit_stages | policy.omit_stages
+        )
+        for rule in policy.rules
+    ]
+    return (
+        pl.col("policy_rule")
+        .replace_strict(list(range(len(masks))), masks, default=0, return_dtype=pl.Int8)
+        .fill_null(0)
+    )
+
+
+def _keeps(stage: str) -> pl.Expr:
+    return (pl.col("keep_mask") & (1 << list(_SHORT).index(stage))) != 0
+
+
+def _row_columns(policy: Policy) -> list[pl.Expr]:
+    """Per observed event: its size without level, stage and bodies, and the parts.
+
+    The costly parts (annotation sizes, managedFields inside a request body) are computed
+    only on the rows that need them: other rows get a null input, which polars skips.
+    """
+    stage = pl.col(STAGE).cast(pl.String)
+    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
+    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
+    omit_managed = pl.col("policy_rule").replace_strict(
+        list(range(len(policy.rules))),
+        [
+            policy.omit_managed_fields if r.omit_managed_fields is None else r.omit_managed_fields
+            for r in policy.rules
+        ],
+        default=policy.omit_managed_fields,
+        return_dtype=pl.Boolean,
+    )
+    managed = pl.col(MANAGED_FIELDS_BYTES).cast(pl.Int64).fill_null(0)
+    # The split of managedFields between the two bodies matters only when the candidate
+    # keeps the request body alone; parse the body (costly) only then.
+    split = (
+        omit_managed
+        & (pl.col("policy_level") == "Request")
+        & req.is_not_null()
+        & resp.is_not_null()
+        & (managed > 0)
+    )
+    body = pl.when(split).then(pl.col(REQUEST_OBJECT))
+    mf_req = (
+        pl.when(split)
+        .then(
+            body.str.json_path_match("$.metadata.managedFields").str.len_bytes().cast(pl.Int64)
+            + _MANAGED_KEY
+        )
+        .when(resp.is_null())
+        .then(managed)
+        .otherwise(0)
+        .fill_null(0)
+    )
+    # Sources of a synthesized RequestReceived / ResponseStarted.
+    late_needed = _keeps("RequestReceived") & (stage != "RequestReceived")
+    latency_needed = _keeps("ResponseStarted") & (stage == "ResponseComplete")
+    by_stage = []
+    core = (
+        pl.col(EVENT_BYTES).cast(pl.Int64)
+        - pl.col(LEVEL).cast(pl.String).str.len_bytes()
+        - stage.str.len_bytes()
+        - pl.when(req.is_not_null()).then(req + _REQUEST_KEY).otherwise(0)
+        - pl.when(resp.is_not_null()).then(resp + _RESPONSE_KEY).otherwise(0)
+    )
+    late = (
+        _status_len().fill_null(0)
+        + _annotations_len(pl.when(late_needed).then(pl.col(ANNOTATIONS))).fill_null(0)
+        + _impersonation_len()
+        + _late_ref_len()
+    )
+    latency = _annotations_len(pl.when(latency_needed).then(pl.col(ANNOTATIONS)), latency_only=True)
+    for name, short in _SHORT.items():
+        hit = stage == name
+        by_stage += [
+            hit.alias(f"has_{short}"),
+            pl.when(hit).then(core).alias(f"core_{short}"),
+            pl.when(hit & late_needed).then(late).alias(f"late_{short}"),
+        ]
+    final = stage.is_in(["ResponseComplete", "Panic"])
+    started = stage == "ResponseStarted"
+    bodies = {
+        "req": req,
+        "resp": resp,
+        "mf_req": pl.min_horizontal(mf_req, managed),
+        "mf_resp": managed - pl.min_horizontal(mf_req, managed),
+    }
+    return [
+        pl.when(latency_needed).then(latency).alias("latency_rc"),
+        omit_managed.alias("omit_managed"),
+        *by_stage,
+        *(pl.when(final).then(expr).alias(f"{key}_final") for key, expr in bodies.items()),
+        *(pl.when(started).then(expr).alias(f"{key}_started") for key, expr in bodies.items()),
+    ]
+
+
+#: Body sizes assumed when the observed traffic never captured a body of that verb (bytes;
+#: typical single objects of ~1-2 KB, list responses of ~20 objects).
+DEFAULT_REQUEST_BYTES = 1_200
+DEFAULT_RESPONSE_BYTES = 2_000
+DEFAULT_LIST_RESPONSE_BYTES = 20_000
+
+
+def _body_model(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Mean body sizes per (api_group, resource, verb) where the bodies were captured,
+    falling back to the verb's mean over all resources, then to the defaults above."""
+    means = [
+        pl.col(REQUEST_OBJECT_BYTES).cast(pl.Float64).mean().alias("model_req"),
+        pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Float64).mean().alias("model_resp"),
+    ]
+    by_verb = events.group_by(VERB).agg(
+        pl.col(REQUEST_OBJECT_BYTES).cast(pl.Float64).mean().alias("verb_req"),
+        pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Float64).mean().alias("verb_resp"),
+    )
+    default_resp = (
+        pl.when(pl.col(VERB) == "list")
+        .then(DEFAULT_LIST_RESPONSE_BYTES)
+        .otherwise(DEFAULT_RESPONSE_BYTES)
+    )
+    return (
+        events.group_by(API_GROUP, RESOURCE, VERB)
+        .agg(means)
+        .join(by_verb, on=VERB, how="left", nulls_equal=True)
+        .select(
+            API_GROUP,
+            RESOURCE,
+            VERB,
+            pl.coalesce("model_req", "verb_req", pl.lit(DEFAULT_REQUEST_BYTES)).alias("model_req"),
+            pl.coalesce("model_resp", "verb_resp", default_resp).alias("model_resp"),
+        )
+    )
+
+
+def _per_request(evaluated: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per request; only simple aggregations (polars' fast path)."""
+    per_stage = [
+        agg
+        for short in _SHORT.values()
+        for agg in (
+            pl.col(f"has_{short}").any(),
+            pl.col(f"core_{short}").max(),
+            pl.col(f"late_{short}").max(),
+        )
+    ]
+    first_of = [
+        "policy_rule",
+        "policy_level",
+        "keep_mask",
+        "omit_managed",
+        ATTR_COLUMNS["verb"],
+        ATTR_COLUMNS["subresource"],
+        ATTR_COLUMNS["path"],
+        ATTR_COLUMNS["resource_request"],
+        API_GROUP,
+        RESOURCE,
+        VERB,
+        DATE,
+    ]
+    bodies = [
+        pl.col(f"{key}_{which}").max()
+        for key in ("req", "resp", "mf_req", "mf_resp")
+        for which in ("final", "started")
+    ]
+    return (
+        evaluated.group_by(CLUSTER, AUDIT_ID)
+        .agg(
+            *[pl.col(c).first() for c in first_of],
+            pl.col(LEVEL).cast(pl.String).first().alias("observed_level"),
+            pl.col(USER).is_null().all().alias("no_user"),
+            (pl.col(CODE) == 401).any().alias("unauthorized"),
+            pl.col(TRUNCATED).fill_null(value=False).any().alias("truncated"),
+            pl.col("latency_rc").max(),
+            *per_stage,
+            *bodies,
+        )
+        .with_columns(
+            # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
+            pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
+            for key in ("req", "resp", "mf_req", "mf_resp")
+        )
+    )
+
+
+def _stage_rows(requests: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
+    """One row per request × stage the candidate writes, with bytes and exactness."""
+    rule = pl.col("policy_rule")
+    level = pl.col("policy_level")
+    verb, sub = pl.col(ATTR_COLUMNS["verb"]), pl.col(ATTR_COLUMNS["subresource"])
+    long_running = (
+        verb.is_in(_LONG_VERBS)
+        | (pl.col(ATTR_COLUMNS["resource_request"]) & sub.is_in(_LONG_SUBRESOURCES))
+        | (
+            ~pl.col(ATTR_COLUMNS["resource_request"])
+            & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/")
+        )
+    ).fill_null(value=False)
+    auth_failed = (
+        pl.col("no_user")
+        & pl.col("unauthorized")
+        & pl.col("has_rs")
+        & ~pl.col("has_rr")
+        & ~pl.col("has_rc")
+        & ~pl.col("has_p")
+    )
+    exists = {
+        "RequestReceived": ~auth_failed,
+        "ResponseStarted": pl.col("has_rs") | (long_running & ~auth_failed),
+        "ResponseComplete": ~auth_failed & ~pl.col("has_p"),
+        "Panic": pl.col("has_p"),
+    }
+    omit_managed = pl.col("omit_managed")
+    # Bodies of the final event, as the candidate keeps them.
+    observed_level = pl.col("observed_level")
+    wants_req = level.is_in(_BODY_LEVELS)
+    wants_resp = level == "RequestResponse"
+    had_req = observed_level.is_in(_BODY_LEVELS) & ~pl.col("truncated")
+    had_resp = (observed_level == "RequestResponse") & ~pl.col("truncated")
+    req_exact = pl.when(wants_req & pl.col("req").is_not_null()).then(
+        pl.col("req") + _REQUEST_KEY - pl.when(omit_managed).then(pl.col("mf_req")).otherwise(0)
+    )
+    resp_exact = pl.when(wants_resp & pl.col("resp").is_not_null()).then(
+        pl.col("resp") + _RESPONSE_KEY - pl.when(omit_managed).then(pl.col("mf_resp")).otherwise(0)
+    )
+    # Not captured: model from the same (group, resource, verb) where the body was seen.
+    body_verbs = verb.is_in(["create", "update", "patch", "delete", "deletecollection"])
+    req_model = pl.when(wants_req & ~had_req & body_verbs).then(
+        pl.col("model_req").fill_null(0).round(0).cast(pl.Int64) + _REQUEST_KEY
+    )
+    resp_model = pl.when(wants_resp & ~had_resp & ~long_running).then(
+        pl.col("model_resp").fill_null(0).round(0).cast(pl.Int64) + _RESPONSE_KEY
+    )
+    # Sibling event that a missing stage is derived from (final, then started, then received).
+    source_core = pl.coalesce(
+        pl.col("core_rc"), pl.col("core_p"), pl.col("core_rs"), pl.col("core_rr")
+    )
+    source_late = pl.coalesce(
+        pl.col("late_rc"), pl.col("late_p"), pl.col("late_rs"), pl.lit(0, dtype=pl.Int64)
+    )
+    synth_core = {
+        "RequestReceived": source_core - source_late,
+        "ResponseStarted": pl.coalesce(
+            pl.col("core_rc") - pl.col("latency_rc"), pl.col("core_p"), pl.col("core_rr")
+        ),
+        "ResponseComplete": pl.coalesce(pl.col("core_rs"), pl.col("core_rr")),
+        "Panic": pl.col("core_p"),
+    }
+    prepared = requests.with_columns(
+        auth_failed.alias("auth_failed"),
+        long_running.alias("long_running"),
+        (req_exact.fill_null(0) + resp_exact.fill_null(0)).alias("body_exact"),
+        (req_model.fill_null(0) + resp_model.fill_null(0)).alias("body_model"),
+        level.str.len_bytes().cast(pl.Int64).alias("level_bytes"),
+    )
+    # Four slots per request (one per stage), chosen row-wise: one pass, no branches.
+    slot = pl.col("slot")
+
+    def per_slot(values: dict[str, pl.Expr]) -> pl.Expr:
+        # coalesce over when(slot == i): only slot i's value is non-null.
+        return pl.coalesce(
+            pl.when(slot == index).then(values[stage]) for index, stage in enumerate(_SHORT)
+        )
+
+    has = per_slot({stage: pl.col(f"has_{short}") for stage, short in _SHORT.items()})
+    core = (
+        pl.when(has)
+        .then(per_slot({stage: pl.col(f"core_{short}") for stage, short in _SHORT.items()}))
+        .otherwise(per_slot(synth_core))
+    )
+    carries = (slot >= 2) | ((slot == 1) & pl.col("auth_failed"))
+    body_exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
+    body_model = pl.when(carries).then(pl.col("body_model")).otherwise(0)
+    stage_bytes = per_slot({stage: pl.lit(len(stage)) for stage in _SHORT})
+    size = (core + pl.col("level_bytes") + stage_bytes + body_exact + body_model).fill_null(0)
+    modelled = ~has | (body_model > 0)
+    emit = per_slot({stage: exists[stage] & _keeps(stage) for stage in _SHORT}).fill_null(
+        value=False
+    )
+    return (
+        prepared.with_columns(
+            pl.lit(list(range(len(_SHORT))), dtype=pl.List(pl.Int8)).alias("slot")
+        )
+        .explode("slot")
+        .filter(emit)
+        .select(
+            pl.col(CLUSTER),
+            pl.col(AUDIT_ID),
+            pl.col(DATE),
+            rule.alias("rule"),
+            level.alias("level"),
+            slot.replace_strict(
+                list(range(len(_SHORT))), list(_SHORT), return_dtype=pl.String
+            ).alias("stage"),
+            size.cast(pl.Int64).alias("bytes"),
+            pl.when(modelled).then(0).otherwise(size).cast(pl.Int64).alias("exact_bytes"),
+            pl.when(modelled).then(size).otherwise(0).cast(pl.Int64).alias("modelled_bytes"),
+            modelled.alias("modelled"),
+            (~has).alias("synthesized"),
+        )
+    )
+
+
+_NEEDED = (
+    CLUSTER,
+    DATE,
+    AUDIT_ID,
+    STAGE,
+    LEVEL,
+    VERB,
+    REQUEST_URI,
+    USER,
+    GROUPS,
+    API_GROUP,
+    RESOURCE,
+    SUBRESOURCE,
+    NAMESPACE,
+    NAME,
+    OBJECT_UID,
+    RESOURCE_VERSION,
+    CODE,
+    STATUS,
+    REASON,
+    MESSAGE,
+    ANNOTATIONS,
+    IMPERSONATED_USER,
+    IMPERSONATED_GROUPS,
+    REQUEST_OBJECT,
+    EVENT_BYTES,
+    REQUEST_OBJECT_BYTES,
+    RESPONSE_OBJECT_BYTES,
+    MANAGED_FIELDS_BYTES,
+    TRUNCATED,
+)
+
+
+def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per event the policy would write for the observed requests.
+
+    Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized.
+    """
+    evaluated = (
+        policy.evaluate_attributes(events.select(_NEEDED))
+        # The decision is per request, so a request the policy drops has no row left.
+        .filter(pl.col("policy_level") != "None")
+        .with_columns(_stage_mask(policy).alias("keep_mask"))
+        .with_columns(_row_columns(policy))
+    )
+    requests = _per_request(evaluated).join(
+        _body_model(events), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
+    )
+    return _stage_rows(requests, policy)
+
+
+def estimate_volume(
+    policy: Policy, events: pl.LazyFrame, *, never_logged: tuple[str, ...] = ()
+) -> VolumeEstimate:
+    """See ``Policy.estimate_volume``."""
+    # Materialised once: both tables below read it.
+    stages = predicted_events(policy, events).collect().lazy()
+    bytes_ = pl.col("bytes")
+    sums = [
+        pl.len().cast(pl.Int64).alias("events"),
+        bytes_.sum().alias("bytes"),
+        pl.col("exact_bytes").sum(),
+        pl.col("modelled_bytes").sum(),
+        pl.col("synthesized").sum().cast(pl.Int64).alias("synthesized_events"),
+    ]
+    by_rule_lf = (
+        stages.group_by("rule", "level", "stage").agg(sums).sort("rule", "stage", nulls_last=True)
+    )
+    by_day_lf = stages.group_by(DATE).agg(sums).sort(DATE)
+    observed_lf = events.select(
+        pl.len().cast(pl.Int64).alias("events"),
+        pl.col(EVENT_BYTES).cast(pl.Int64).sum().alias("bytes"),
+        pl.col(AUDIT_ID).n_unique().cast(pl.Int64).alias("requests"),
+    )
+    by_rule, by_day, observed = pl.collect_all([by_rule_lf, by_day_lf, observed_lf])
+    by_rule = by_rule.cast(dict(BY_RULE_SCHEMA))  # type: ignore[arg-type]
+    notes = [
+        "Requests the observed policy did not log are not in the data and cannot be replayed.",
+    ]
+    if never_logged:
+        notes.append(
+            f"The candidate logs {len(never_logged)} kind(s) of probe request the observed "
+            "policy dropped: the totals are a lower bound."
+        )
+    return VolumeEstimate(
+        events=int(by_rule["events"].sum()),
+        bytes=int(by_rule["bytes"].sum()),
+        exact_bytes=int(by_rule["exact_bytes"].sum()),
+        modelled_bytes=int(by_rule["modelled_bytes"].sum()),
+        observed_events=int(observed["events"][0]),
+        observed_bytes=int(observed["bytes"][0] or 0),
+        requests=int(observed["requests"][0]),
+        by_rule=by_rule,
+        by_day=by_day,
+        never_logged=never_logged,
+        notes=tuple(notes),
+    )
