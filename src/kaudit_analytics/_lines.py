@@ -105,7 +105,7 @@ def raw_chunks(path: Path, *, start: int = 0, truncated: list[str]) -> Iterator[
             yield chunk
 
 
-Block = tuple[bytes, int, bytes]
+Block = tuple[bytes | memoryview, int, bytes]
 
 
 def line_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]:
@@ -129,7 +129,8 @@ def line_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]
         if cut < 0:
             carry = data
             continue
-        yield data[: cut + 1], offset, b""
+        # A view, not a slice: slicing would copy the whole block once more.
+        yield memoryview(data)[: cut + 1], offset, b""
         offset += cut + 1
         carry = data[cut + 1 :]
     yield b"", offset, carry
