@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from kaudit_analytics import _formats, _lines, _parse, _redact
+from kaudit_analytics import _formats, _lines, _parse, _redact, _sources
 from kaudit_analytics import lake as _lake
 from kaudit_analytics import schema as s
 
@@ -33,7 +34,7 @@ __all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "ingest"]
 FORMATS: Final = _formats.FORMATS
 
 #: Write buffered events once they hold this many bytes of source text (bounds memory).
-FLUSH_BYTES: Final = 256 * 1024 * 1024
+FLUSH_BYTES: Final = 96 * 1024 * 1024
 #: A file that does not start with a complete JSON line is read whole as one JSON document
 #: (a pretty-printed event or EventList) when it is at most this big.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024 * 1024
@@ -91,6 +92,10 @@ class IngestStats:
     partitions: tuple[str, ...]
     problems: tuple[Problem, ...]
     seconds: float
+    #: Records that are not Kubernetes audit data (other Azure or GCP logs, other AKS
+    #: categories, non-audit CloudWatch streams): counted, neither loaded nor quarantined.
+    skipped: int = 0
+    skipped_by_kind: tuple[tuple[str, int], ...] = ()
 
     def summary(self) -> str:
         """A few human lines: what was loaded, skipped and quarantined."""
@@ -106,6 +111,11 @@ class IngestStats:
         if self.partial_lines:
             lines.append(
                 f"{self.partial_lines} file(s) end in an incomplete line, left for the next run."
+            )
+        if self.skipped:
+            kinds = ", ".join(f"{kind} {count:,}" for kind, count in self.skipped_by_kind)
+            lines.append(
+                f"{self.skipped:,} record(s) were not Kubernetes audit data and skipped ({kinds})."
             )
         lines.extend(problem.sentence() for problem in self.problems)
         return "\n".join(lines)
@@ -136,16 +146,28 @@ class _Run:
     quarantined: int = 0
     partial: set[str] = field(default_factory=set)
     files_unchanged: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 # --- finding sources ---------------------------------------------------------------------------
 
 
 def _expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files named by paths, folders (walked) and globs, in a stable order."""
+    """Files named by paths, folders (walked), globs and object-storage URLs, in a stable order.
+
+    Objects in buckets and files inside tar archives are not ``Path``s but offer the three
+    calls the loader makes on one (``open``, ``stat``, ``str``; see ``_sources``).
+    """
     files: list[Path] = []
+    others: list[Path] = []
     for source in sources:
         text = os.fspath(source)
+        if _sources.is_remote(text):
+            try:
+                others.extend(cast("list[Path]", _sources.expand_remote(text)))
+            except _sources.SourceError as exc:
+                raise IngestError(str(exc)) from exc
+            continue
         # Path.glob takes no absolute patterns; the glob module does.
         matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]  # noqa: PTH207
         if not matches and Path(text).exists():
@@ -158,7 +180,7 @@ def _expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 files.extend(
                     p
                     for p in sorted(match.rglob("*"))
-                    if p.is_file() and not any(part.startswith(".") for part in p.parts[-1:])
+                    if p.is_file() and _sources.is_log_name(p.name)
                 )
             else:
                 files.append(match)
@@ -167,7 +189,16 @@ def _expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
         msg = f"cannot read {unreadable[0]}: permission denied"
         raise IngestError(msg)
     # The same file named twice (a folder and a glob inside it) is read once.
-    return list(dict.fromkeys(p.resolve() for p in files))
+    out: list[Path] = []
+    for path in dict.fromkeys(p.resolve() for p in files):
+        if not _sources.is_archive(path):
+            out.append(path)
+            continue
+        try:
+            out.extend(cast("list[Path]", _sources.expand_archive(path)))
+        except _sources.SourceError as exc:
+            raise IngestError(str(exc)) from exc
+    return out + list({str(p): p for p in others}.values())
 
 
 def _first_bytes(path: Path) -> bytes:
@@ -254,7 +285,7 @@ def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataF
         )
         parsed = failed
     if not failed.is_empty():
-        parsed = _retry_other_formats(run, parsed, failed)
+        parsed = _retry_other_formats(run, parsed, failed, fmt)
     bad = parsed.filter(pl.col("problem").is_not_null()).select(
         pl.col("line"),
         pl.col("problem").alias("reason"),
@@ -264,13 +295,29 @@ def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataF
     return _parse.to_events(parsed), bad
 
 
-def _retry_other_formats(run: _Run, parsed: pl.DataFrame, failed: pl.DataFrame) -> pl.DataFrame:
-    """Replace failed lines by the events other formats find in them; keep the rest failed."""
-    normalized = run.parser.normalize(failed["line"].to_arrow(), failed["text"].to_arrow())
+def _retry_other_formats(
+    run: _Run, parsed: pl.DataFrame, failed: pl.DataFrame, fmt: str = "auto"
+) -> pl.DataFrame:
+    """Replace failed lines by the events other formats find in them; keep the rest failed.
+
+    Records that are not audit data come back as ``fmt = 'skip'`` rows: they are counted in
+    ``run.skipped`` by kind, and their lines are done (neither loaded nor quarantined).
+    """
+    text = _formats.decode_deliveries(failed["text"].to_arrow())
+    normalized = run.parser.normalize(failed["line"].to_arrow(), text)
+    if fmt not in ("auto", "native"):
+        normalized = normalized.filter(pc.is_in(normalized["fmt"], pa.array([fmt, _formats.SKIP])))
     if not normalized.num_rows:
-        return parsed
+        # Under a forced format `parsed` is the raw lines: give it the (empty) event columns.
+        columns = s.empty_events().drop(parsed.columns, strict=False)
+        return pl.concat([parsed, columns], how="diagonal_relaxed")
+    skips = pl.DataFrame(normalized.select(["line", "text", "fmt"])).filter(
+        pl.col("fmt") == _formats.SKIP
+    )
+    for kind, count in skips.group_by("text").len().iter_rows():
+        run.skipped[kind] = run.skipped.get(kind, 0) + count
     again = run.parser.parse(normalized)
-    done = again["line"].unique().implode()
+    done = pl.concat([again["line"], skips["line"]]).unique().implode()
     return pl.concat(
         [parsed.filter(pl.col("problem").is_null() | ~pl.col("line").is_in(done)), again],
         how="diagonal_relaxed",
@@ -375,9 +422,9 @@ def _load_document(run: _Run, path: Path, fp: str) -> int | None:
     JSON-lines file whose first line is broken), so that the caller reads it as lines.
     """
     raw = b"".join(_lines.raw_chunks(path, truncated=[]))
-    try:
-        value = orjson.loads(raw.removeprefix(_lines.BOM_UTF8))
-    except orjson.JSONDecodeError:
+    # JSON, YAML (``*.yaml``/``*.yml``) or JSON values written back to back (Firehose).
+    value = _formats.parse_document(raw.removeprefix(_lines.BOM_UTF8), path.name)
+    if value is None:
         return None
     if isinstance(value, dict) and isinstance(value.get("items"), list):
         items, fmt = value["items"], "eventlist"
@@ -444,26 +491,36 @@ def _known_keys(run: _Run, day: dt.date) -> pl.DataFrame:
     if key not in run.keys:
         stored = _lake.partition_keys(run.lake, run.cluster, day)
         run.keys[key] = (
-            stored.select(_HASHES).collect() if stored is not None else pl.DataFrame(schema=_NO_KEYS)
+            stored.select(_HASHES).collect()
+            if stored is not None
+            else pl.DataFrame(schema=_NO_KEYS)
         )
     return run.keys[key]
 
 
 def _accept(run: _Run, events: pl.DataFrame) -> None:
-    """Deduplicate a batch against the lake and the run so far, then buffer it."""
+    """Deduplicate a batch against the lake and the run so far, then buffer it.
+
+    Only the 16-byte keys are joined; the wide event rows are copied only when a batch does
+    hold duplicates, which the common case (a file loaded once) never has.
+    """
     run.events_read += events.height
     if events.is_empty():
         return
-    keyed = events.with_columns(pl.col(s.REQUEST_TS).dt.date().alias(s.DATE), *_HASHES).unique(
-        ["h1", "h2"], keep="first", maintain_order=True
-    )
+    keyed = events.with_columns(pl.col(s.REQUEST_TS).dt.date().alias(s.DATE), *_HASHES)
+    if keyed.select(pl.struct("h1", "h2").is_duplicated().any()).item():
+        keyed = keyed.unique(["h1", "h2"], keep="first", maintain_order=True)
     kept: list[pl.DataFrame] = []
     for (day,), part in keyed.group_by(s.DATE, maintain_order=True):
         known = _known_keys(run, day)
-        fresh = part.join(known, on=["h1", "h2"], how="anti", maintain_order="left")
-        run.keys[(run.cluster, day)] = pl.concat([known, fresh.select("h1", "h2")], rechunk=False)
+        keys = part.select("h1", "h2")
+        new = keys.with_row_index("_i").join(
+            known, on=["h1", "h2"], how="anti", maintain_order="left"
+        )
+        run.keys[(run.cluster, day)] = pl.concat([known, new.drop("_i")], rechunk=False)
+        fresh = part if new.height == part.height else part[new["_i"]]
         kept.append(fresh.drop("h1", "h2"))
-    fresh_rows = pl.concat(kept)
+    fresh_rows = pl.concat(kept) if len(kept) > 1 else kept[0]
     run.duplicates += events.height - fresh_rows.height
     run.buffer.append(fresh_rows)
     run.buffered_bytes += int(fresh_rows[s.EVENT_BYTES].sum())
@@ -523,8 +580,9 @@ def _load_file(run: _Run, path: Path, fmt: str | None) -> None:
         fp = _fingerprint(head, run.cluster)
         kind = _formats.detect(head, stat.st_size, MAX_DOCUMENT_BYTES)
         end = None
-        if kind == "document":
+        if kind == "document" or (kind == "unknown" and _formats.is_yaml_name(path.name)):
             end = _load_document(run, path, fp)
+            kind = "document" if end is not None else kind
         if kind == "unknown" and fmt is None:
             detail = "it is neither JSON lines nor a JSON document of audit events"
             _quarantine_file(run, path, fp, "unknown-format", detail, head[:4096])
@@ -630,4 +688,6 @@ def ingest(
             Problem(reason, count, where) for reason, (count, where) in run.problems.items()
         ),
         seconds=time.perf_counter() - began,
+        skipped=sum(run.skipped.values()),
+        skipped_by_kind=tuple(sorted(run.skipped.items())),
     )
