@@ -15,10 +15,12 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -341,28 +343,49 @@ def _stamp(run: _Run, events: pl.DataFrame, source: str, label: str | None) -> p
     return stamped.drop("line")
 
 
-def _process(
-    run: _Run,
-    data: bytes | memoryview,
-    first_line: int,
-    start: int,
-    fp: str,
-    fmt: str,
-    source: str,
-    label: str | None = None,
-) -> _lines.LineBatch:
-    """Parse, quarantine, redact, stamp and buffer one block of complete lines."""
+@dataclass(frozen=True)
+class _Block:
+    """A block of complete lines and where it sits in its source."""
+
+    data: bytes | memoryview
+    first_line: int
+    start: int
+    fp: str
+    fmt: str
+    source: str
+    label: str | None = None
+
+
+def _parse_block(run: _Run, block: _Block) -> tuple[_lines.LineBatch, pl.DataFrame, pl.DataFrame]:
+    """Cut and parse one block: the part of the work that may run beside the previous block's."""
     batch = _lines.split_lines(
-        data, first_line=first_line, base_offset=start, max_line_bytes=run.max_line_bytes
+        block.data,
+        first_line=block.first_line,
+        base_offset=block.start,
+        max_line_bytes=run.max_line_bytes,
     )
-    _quarantine(run, f"{fp}-{start}-lines", source, _bad_lines_frame(batch.bad))
-    events, bad = _parse_batch(run, batch, fmt)
-    _quarantine(run, f"{fp}-{start}-events", source, bad)
-    run.bytes_read += len(data)
-    _accept(run, _stamp(run, events, source, label))
+    events, bad = _parse_batch(run, batch, block.fmt)
+    return batch, events, bad
+
+
+def _store_block(
+    run: _Run, block: _Block, parsed: tuple[_lines.LineBatch, pl.DataFrame, pl.DataFrame]
+) -> _lines.LineBatch:
+    """Quarantine, redact, stamp, deduplicate and buffer a parsed block."""
+    batch, events, bad = parsed
+    prefix = f"{block.fp}-{block.start}"
+    _quarantine(run, f"{prefix}-lines", block.source, _bad_lines_frame(batch.bad))
+    _quarantine(run, f"{prefix}-events", block.source, bad)
+    run.bytes_read += len(block.data)
+    _accept(run, _stamp(run, events, block.source, block.label))
     if run.progress:
-        run.progress(len(data), events.height)
+        run.progress(len(block.data), events.height)
     return batch
+
+
+def _process(run: _Run, block: _Block) -> _lines.LineBatch:
+    """Parse and store one block, in this thread."""
+    return _store_block(run, block, _parse_block(run, block))
 
 
 def _stream_state(run: _Run, fp: str) -> dict[str, Any]:
@@ -388,31 +411,51 @@ def _resumes(path: Path, state: dict[str, Any]) -> bool:
 
 
 def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
-    """Load a JSON-lines file from where the last run stopped; return the offset reached."""
+    """Load a JSON-lines file from where the last run stopped; return the offset reached.
+
+    While one block is deduplicated and written here, the next is parsed in a second thread
+    (DuckDB and polars release the GIL), so reading, parsing and writing overlap.
+    """
     source = str(path)
     state = _stream_state(run, fp)
     if not _resumes(path, state):
         state = {}
     offset, line_no = int(state.get("offset", 0)), int(state.get("line", 1))
     truncated: list[str] = []
-    for block, at, carry in _lines.line_blocks(path, offset, truncated):
-        data, start = block, at
-        if carry:
-            data, start = _final_line(run, carry, at, line_no, source, fp, truncated)
-        if data:
-            batch = _process(run, data, line_no, start, fp, fmt, source)
-            offset, line_no = batch.end_offset, batch.end_line
-            last = bytes(data[-min(len(data), 1 << 20) :])
-            tail = last[last.rfind(b"\n", 0, len(last) - 1) + 1 :]
-            run.pending[fp] = {
-                "offset": offset,
-                "line": line_no,
-                "check_at": offset - len(tail),
-                "check": hashlib.sha256(tail).hexdigest(),
-            }
-        if run.buffered_bytes >= FLUSH_BYTES:
-            _flush(run)
+    inflight: tuple[_Block, Future[Any]] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaudit-parse") as pool:
+        for raw, at, carry in _lines.line_blocks(path, offset, truncated):
+            data, start = raw, at
+            if carry:
+                data, start = _final_line(run, carry, at, line_no, source, fp, truncated)
+            if not data:
+                continue
+            block = _Block(data, line_no, start, fp, fmt, source)
+            future = pool.submit(_parse_block, run, block)
+            line_no += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+            if inflight:
+                offset = _commit(run, *inflight)
+            inflight = (block, future)
+        if inflight:
+            offset = _commit(run, *inflight)
     return offset
+
+
+def _commit(run: _Run, block: _Block, future: Future[Any]) -> int:
+    """Store a parsed block and record how far its source is loaded; return that offset."""
+    batch = _store_block(run, block, future.result())
+    data = block.data
+    last = bytes(data[-min(len(data), 1 << 20) :])
+    tail = last[last.rfind(b"\n", 0, len(last) - 1) + 1 :]
+    run.pending[block.fp] = {
+        "offset": batch.end_offset,
+        "line": batch.end_line,
+        "check_at": batch.end_offset - len(tail),
+        "check": hashlib.sha256(tail).hexdigest(),
+    }
+    if run.buffered_bytes >= FLUSH_BYTES:
+        _flush(run)
+    return batch.end_offset
 
 
 def _load_document(run: _Run, path: Path, fp: str) -> int | None:
@@ -436,7 +479,7 @@ def _load_document(run: _Run, path: Path, fp: str) -> int | None:
     # source_line is then the item's position in the document.
     data = b"".join(orjson.dumps(item) + b"\n" for item in items)
     if data:
-        _process(run, data, 1, 0, fp, "auto", str(path), label=fmt)
+        _process(run, _Block(data, 1, 0, fp, "auto", str(path), label=fmt))
     run.pending[fp] = {"offset": len(raw), "line": len(items) + 1, "format": fmt}
     return len(raw)
 
