@@ -193,9 +193,10 @@ def bench_others(lake: Path) -> list[str]:
     sections = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"running {script.name} …", flush=True)
-        done = subprocess.run(
-            [PY, str(script), str(lake)], capture_output=True, text=True, check=False
+        args = (
+            ["--lake", str(lake), "--notebook"] if script.stem == "bench_explore" else [str(lake)]
         )
+        done = subprocess.run([PY, str(script), *args], capture_output=True, text=True, check=False)
         body = (
             done.stdout.strip() if done.returncode == 0 else f"failed:\n\n```\n{done.stderr}\n```"
         )

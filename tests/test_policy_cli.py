@@ -72,9 +72,10 @@ def test_simulate_compare_diff_suggest(sample_lake: Path, tmp_path: Path) -> Non
     assert result["events"] == sum(row["events"] for row in result["rule"])
     assert result["observed_events"] > 0
 
-    exit_code, out, _ = run("simulate", "gce", "--lake", lake, "--by", "day")
+    exit_code, out, _ = run("simulate", "gce", "--lake", lake, "--by", "day", "--maxage", "1")
     assert exit_code == 0
     assert "events=" in out
+    assert "retention_hours=24.00" in out
 
     exit_code, out, _ = run(
         "compare", "gce", "cis-minimal", "--lake", lake, "--json", "--maxage", "7"
@@ -86,6 +87,10 @@ def test_simulate_compare_diff_suggest(sample_lake: Path, tmp_path: Path) -> Non
     assert exit_code == 0
     assert 0 < len(json.loads(out)) <= 5
 
+    exit_code, out, err = run("suggest", "--lake", lake, "--base", "kubernetes-docs")
+    assert exit_code == 0
+    assert load_policy(out).rules  # stdout is the policy alone (``> tuned.yaml``)
+    assert "before:" in err
     tuned = tmp_path / "tuned.yaml"
     exit_code, out, _ = run(
         "suggest", "--lake", lake, "--base", "kubernetes-docs", "--out", str(tuned)

@@ -330,6 +330,66 @@ def test_fixed_policy_agrees_on_generated_requests(rows: list[dict[str, Any]]) -
     assert_agrees(FIXED_POLICY, events_frame(rows))
 
 
+collection_paths = st.sampled_from(
+    [
+        "/api/v1/namespaces/default/secrets",
+        "/api/v1/secrets",
+        "/api/v1/namespaces/a/configmaps",
+        "/api/v1/watch/namespaces/default/secrets",
+        "/apis/apps/v1/namespaces/a/deployments",
+    ]
+)
+selector_requests = st.fixed_dictionaries(
+    {
+        REQUEST_URI: st.builds(lambda p, q: p + "?" + q.lstrip("?"), collection_paths, queries()),
+        VERB: st.sampled_from(["list", "watch"]),
+        USER: st.just("tim"),
+        GROUPS: st.just(["system:authenticated"]),
+        STAGE: st.just("ResponseComplete"),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(selector_requests, min_size=1, max_size=40))
+@example(
+    rows=[
+        {
+            REQUEST_URI: "/api/v1/secrets?fieldSelector=metadata.name%21%3Ds1",
+            VERB: "list",
+            USER: "tim",
+            GROUPS: [],
+            STAGE: "ResponseComplete",
+        }
+    ]
+)
+@example(
+    rows=[
+        {
+            REQUEST_URI: "/api/v1/secrets?fieldSelector=metadata.name%3Da,metadata.name%3Db",
+            VERB: "watch",
+            USER: "tim",
+            GROUPS: [],
+            STAGE: "ResponseComplete",
+        }
+    ]
+)
+@example(
+    rows=[
+        {
+            REQUEST_URI: "/api/v1/secrets?fieldSelector=metadata.name%3Da%5C%2Cb&limit=5",
+            VERB: "list",
+            USER: "tim",
+            GROUPS: [],
+            STAGE: "ResponseComplete",
+        }
+    ]
+)
+def test_field_selector_names_agree(rows: list[dict[str, Any]]) -> None:
+    """List/watch with field selectors: the name they pin decides resourceNames rules."""
+    assert_agrees(FIXED_POLICY, events_frame(rows))
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, rows=st.lists(requests, min_size=1, max_size=30))
 def test_generated_policies_agree_on_generated_requests(

@@ -42,10 +42,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRICES",
+    "Costs",
     "Price",
     "Retention",
     "compare_policies",
+    "costs",
     "diff_policies",
+    "observed_hours",
     "retention_hours",
 ]
 
@@ -96,6 +99,44 @@ def retention_hours(bytes_per_hour: float, retention: Retention) -> float:
     if retention.maxage_days > 0:
         limits.append(retention.maxage_days * 24.0)
     return min(limits) if limits else float("inf")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What a volume means on disk and on the bill."""
+
+    gb_per_day: float
+    retention_hours: float
+    usd_per_month: float
+
+
+def costs(total_bytes: int, hours: float, retention: Retention, price: Price) -> Costs:
+    """Daily volume, history kept on disk and monthly cost of ``total_bytes`` over ``hours``.
+
+    The month is 30 days of ingest plus storage of what the retention keeps (at most a
+    month).
+
+    Examples
+    --------
+    >>> from kaudit_analytics._policy_cost import PRICES, Retention, costs
+    >>> c = costs(24_000_000_000, 24.0, Retention(100, 9, 0), PRICES["cloudwatch"])
+    >>> round(c.gb_per_day, 1), round(c.retention_hours, 1), round(c.usd_per_month, 2)
+    (24.0, 1.0, 360.03)
+    """
+    per_hour = total_bytes / max(hours, 1e-9)
+    kept = retention_hours(per_hour, retention)
+    stored_gb = min(kept, 24.0 * 30) * per_hour / _GB
+    return Costs(
+        gb_per_day=per_hour * 24 / _GB,
+        retention_hours=kept,
+        usd_per_month=per_hour * 24 * 30 / _GB * price.ingest_per_gb
+        + stored_gb * price.storage_per_gb_month,
+    )
+
+
+def observed_hours(events: pl.LazyFrame) -> float:
+    """Hours the traffic spans (at least one)."""
+    return float(_hours(events).collect().item())
 
 
 def _hours(events: pl.LazyFrame) -> pl.LazyFrame:
@@ -149,16 +190,13 @@ def compare_policies(
         },
         orient="row",
     )
-    per_hour = pl.col("bytes") / hours
-    kept = pl.Series([retention_hours(b / hours, retention) for b in frame["bytes"]])
-    stored_gb = pl.min_horizontal(pl.lit(kept), pl.lit(24.0 * 30)) * per_hour / _GB
+    # One row per policy (a handful): the cost model is plain arithmetic per row.
+    priced = [costs(int(b), hours, retention, price) for b in frame["bytes"]]
     return frame.with_columns(
         (pl.col("bytes") - (observed.observed_bytes if observed else 0)).alias("delta_bytes"),
-        (per_hour * 24 / _GB).alias("gb_per_day"),
-        pl.lit(kept).alias("retention_hours"),
-        (
-            per_hour * 24 * 30 / _GB * price.ingest_per_gb + stored_gb * price.storage_per_gb_month
-        ).alias("usd_per_month"),
+        pl.Series("gb_per_day", [c.gb_per_day for c in priced]),
+        pl.Series("retention_hours", [c.retention_hours for c in priced]),
+        pl.Series("usd_per_month", [c.usd_per_month for c in priced]),
     )
 
 

@@ -222,7 +222,7 @@ def _query_value_expr(query: pl.Expr, key: str) -> pl.Expr:
     return _decode_expr(raw, plus_as_space=True)
 
 
-def _selector_name_expr(selector: pl.Expr) -> pl.Expr:
+def _general_selector_name_expr(selector: pl.Expr) -> pl.Expr:
     """``_selector_name`` over a column: split unescaped commas, sort, parse every term."""
     # Mark escape pairs left to right with \x00 so an escaped comma is not a separator,
     # then put the backslashes back for sorting (Go sorts the raw terms).
@@ -251,20 +251,27 @@ def _selector_name_expr(selector: pl.Expr) -> pl.Expr:
     return pl.when(valid).then(value).otherwise(pl.lit(""))
 
 
-def _list_name_expr(query: pl.Expr) -> pl.Expr:
-    ints_ok = pl.lit(value=True)
+_TERM = r"(?s)^([^=]*?)(!=|==|=)(.*)$"
+
+
+def _simple_selector_name(parsed: pl.Expr) -> pl.Expr:
+    """The name from a one-term selector without escapes, given its ``_TERM`` groups."""
+    lhs, op, rhs = (parsed.struct.field(name) for name in ("1", "2", "3"))
+    value = pl.when(
+        (lhs == "metadata.name") & (op != "!=") & ~rhs.str.contains("=", literal=True)
+    ).then(rhs)
+    valid = value.is_not_null() & ~value.is_in([".", ".."]) & ~value.str.contains(r"[/%]")
+    return pl.when(valid).then(value).otherwise(pl.lit(""))
+
+
+def _ints_ok(query: pl.Expr) -> pl.Expr:
+    """``limit`` and ``timeoutSeconds`` decode as int64 (else ListOptions fails to decode)."""
+    ok = pl.lit(value=True)
     for key in ("limit", "timeoutSeconds"):
         value = _query_value_expr(query, key)
         number = value.str.strip_prefix("+").cast(pl.Int64, strict=False)
-        ints_ok = ints_ok & (
-            value.is_null() | (value.str.contains(r"^[+-]?[0-9]+$") & number.is_not_null())
-        )
-    selector = _query_value_expr(query, "fieldSelector")
-    return (
-        pl.when(ints_ok & selector.is_not_null())
-        .then(_selector_name_expr(selector))
-        .otherwise(pl.lit(""))
-    )
+        ok = ok & (value.is_null() | (value.str.contains(r"^[+-]?[0-9]+$") & number.is_not_null()))
+    return ok
 
 
 def with_request_attributes(
@@ -278,7 +285,10 @@ def with_request_attributes(
     ``parse_request_info`` raises (the apiserver refuses such a request before auditing
     it, so real logs never have one).
     """
-    tmp = {key: f"__uri_{key}" for key in ("query", "parts", "rest", "via", "groupless")}
+    tmp = {
+        key: f"__uri_{key}"
+        for key in ("query", "parts", "rest", "via", "groupless", "selector", "term")
+    }
     col = {key: pl.col(name) for key, name in {**names, **tmp}.items()}
     split = request_uri.str.splitn("?", 2)
     parts, rest, via = col["parts"], col["rest"], col["via"]
@@ -290,6 +300,7 @@ def with_request_attributes(
     after_namespace = in_namespace & (rest.list.len() > 2) & ~third.is_in(_NAMESPACE_SUBRESOURCES)
     ok = col["resource_request"] & ~col["parse_error"]
     name = col["name"]
+    selector = col["selector"]
     # Only rows that can carry a selector name pay for parsing one: the query of every
     # other row is nulled out first, and polars skips nulls cheaply.
     wants_selector = (
@@ -337,10 +348,25 @@ def with_request_attributes(
             .alias(names["subresource"]),
             rest.list.get(1, null_on_oob=True).fill_null("").alias(names["name"]),
         )
+        .with_columns(pl.when(wants_selector).then(col["query"]).alias(tmp["query"]))
         .with_columns(
-            pl.when(wants_selector)
-            .then(_list_name_expr(pl.when(wants_selector).then(col["query"])))
-            .otherwise(name)
+            pl.when(_ints_ok(col["query"]))
+            .then(_query_value_expr(col["query"], "fieldSelector"))
+            .alias(tmp["selector"])
+        )
+        .with_columns(
+            # A one-term selector without escapes is what clients send: parse it directly.
+            pl.when(~selector.str.contains(r"[,\\]"))
+            .then(selector)
+            .str.extract_groups(_TERM)
+            .alias(tmp["term"])
+        )
+        .with_columns(
+            pl.when(selector.is_null())
+            .then(name)
+            .when(col["term"].is_not_null())
+            .then(_simple_selector_name(col["term"]))
+            .otherwise(_general_selector_name_expr(pl.when(col["term"].is_null()).then(selector)))
             .alias(names["name"])
         )
         .with_columns(

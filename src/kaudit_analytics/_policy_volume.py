@@ -380,18 +380,19 @@ def _per_request(evaluated: pl.LazyFrame) -> pl.LazyFrame:
         for key in ("req", "resp", "mf_req", "mf_resp")
         for which in ("final", "started")
     ]
+    aggregations = [
+        *[pl.col(c).first() for c in first_of],
+        pl.col(LEVEL).cast(pl.String).first().alias("observed_level"),
+        pl.col(USER).is_null().all().alias("no_user"),
+        (pl.col(CODE) == 401).any().alias("unauthorized"),
+        pl.col(TRUNCATED).fill_null(value=False).any().alias("truncated"),
+        pl.col("latency_rc").max(),
+        *per_stage,
+        *bodies,
+    ]
     return (
         evaluated.group_by(CLUSTER, AUDIT_ID)
-        .agg(
-            *[pl.col(c).first() for c in first_of],
-            pl.col(LEVEL).cast(pl.String).first().alias("observed_level"),
-            pl.col(USER).is_null().all().alias("no_user"),
-            (pl.col(CODE) == 401).any().alias("unauthorized"),
-            pl.col(TRUNCATED).fill_null(value=False).any().alias("truncated"),
-            pl.col("latency_rc").max(),
-            *per_stage,
-            *bodies,
-        )
+        .agg(aggregations)
         .with_columns(
             # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
             pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
@@ -470,50 +471,47 @@ def _stage_rows(requests: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
         (req_model.fill_null(0) + resp_model.fill_null(0)).alias("body_model"),
         level.str.len_bytes().cast(pl.Int64).alias("level_bytes"),
     )
-    # Four slots per request (one per stage), chosen row-wise: one pass, no branches.
-    slot = pl.col("slot")
-
-    def per_slot(values: dict[str, pl.Expr]) -> pl.Expr:
-        # coalesce over when(slot == i): only slot i's value is non-null.
-        return pl.coalesce(
-            pl.when(slot == index).then(values[stage]) for index, stage in enumerate(_SHORT)
+    # One Int64 per stage packs bytes and the two flags (null: not written); unpivoting
+    # those four columns is a cheap columnar reshape.
+    packed = []
+    for stage, short in _SHORT.items():
+        has = pl.col(f"has_{short}")
+        final = stage in ("ResponseComplete", "Panic")
+        carries = pl.lit(final) | (pl.col("auth_failed") if stage == "ResponseStarted" else False)
+        core = pl.when(has).then(pl.col(f"core_{short}")).otherwise(synth_core[stage])
+        body_model = pl.when(carries).then(pl.col("body_model")).otherwise(0)
+        body_exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
+        size = (core + pl.col("level_bytes") + len(stage) + body_exact + body_model).fill_null(0)
+        modelled = (~has | (body_model > 0)).cast(pl.Int64)
+        emit = (exists[stage] & _keeps(stage)).fill_null(value=False)
+        packed.append(
+            pl.when(emit)
+            .then(size.cast(pl.Int64) * 4 + modelled * 2 + (~has).cast(pl.Int64))
+            .alias(stage)
         )
-
-    has = per_slot({stage: pl.col(f"has_{short}") for stage, short in _SHORT.items()})
-    core = (
-        pl.when(has)
-        .then(per_slot({stage: pl.col(f"core_{short}") for stage, short in _SHORT.items()}))
-        .otherwise(per_slot(synth_core))
-    )
-    carries = (slot >= 2) | ((slot == 1) & pl.col("auth_failed"))
-    body_exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
-    body_model = pl.when(carries).then(pl.col("body_model")).otherwise(0)
-    stage_bytes = per_slot({stage: pl.lit(len(stage)) for stage in _SHORT})
-    size = (core + pl.col("level_bytes") + stage_bytes + body_exact + body_model).fill_null(0)
-    modelled = ~has | (body_model > 0)
-    emit = per_slot({stage: exists[stage] & _keeps(stage) for stage in _SHORT}).fill_null(
-        value=False
-    )
+    value = pl.col("value")
+    size = value // 4
+    modelled = (value // 2 % 2) == 1
     return (
-        prepared.with_columns(
-            pl.lit(list(range(len(_SHORT))), dtype=pl.List(pl.Int8)).alias("slot")
+        prepared.select(CLUSTER, AUDIT_ID, DATE, rule.alias("rule"), level.alias("level"), *packed)
+        .unpivot(
+            on=list(_SHORT),
+            index=[CLUSTER, AUDIT_ID, DATE, "rule", "level"],
+            variable_name="stage",
         )
-        .explode("slot")
-        .filter(emit)
+        .filter(value.is_not_null())
         .select(
-            pl.col(CLUSTER),
-            pl.col(AUDIT_ID),
-            pl.col(DATE),
-            rule.alias("rule"),
-            level.alias("level"),
-            slot.replace_strict(
-                list(range(len(_SHORT))), list(_SHORT), return_dtype=pl.String
-            ).alias("stage"),
-            size.cast(pl.Int64).alias("bytes"),
-            pl.when(modelled).then(0).otherwise(size).cast(pl.Int64).alias("exact_bytes"),
-            pl.when(modelled).then(size).otherwise(0).cast(pl.Int64).alias("modelled_bytes"),
+            CLUSTER,
+            AUDIT_ID,
+            DATE,
+            "rule",
+            "level",
+            "stage",
+            size.alias("bytes"),
+            pl.when(modelled).then(0).otherwise(size).alias("exact_bytes"),
+            pl.when(modelled).then(size).otherwise(0).alias("modelled_bytes"),
             modelled.alias("modelled"),
-            (~has).alias("synthesized"),
+            (value % 2 == 1).alias("synthesized"),
         )
     )
 
@@ -556,12 +554,22 @@ def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
 
     Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized.
     """
+    light = [
+        CLUSTER, AUDIT_ID, DATE, LEVEL, USER, CODE, TRUNCATED, API_GROUP, RESOURCE, VERB,
+        "policy_rule", "policy_level", "keep_mask", "omit_managed", "latency_rc",
+        *(ATTR_COLUMNS[k] for k in ("verb", "subresource", "path", "resource_request")),
+        *(f"{part}_{short}" for short in _SHORT.values() for part in ("has", "core", "late")),
+        *(f"{key}_{which}" for key in ("req", "resp", "mf_req", "mf_resp")
+          for which in ("final", "started")),
+    ]  # fmt: skip
     evaluated = (
         policy.evaluate_attributes(events.select(_NEEDED))
-        # The decision is per request, so a request the policy drops has no row left.
-        .filter(pl.col("policy_level") != "None")
         .with_columns(_stage_mask(policy).alias("keep_mask"))
         .with_columns(_row_columns(policy))
+        # Only small columns go on: bodies and annotations are not copied by the filter.
+        .select(light)
+        # The decision is per request, so a request the policy drops has no row left.
+        .filter(pl.col("policy_level") != "None")
     )
     requests = _per_request(evaluated).join(
         _body_model(events), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True

@@ -43,10 +43,13 @@ import polars as pl
 
 from kaudit_analytics._policy_cost import (
     PRICES,
+    Costs,
     Price,
     Retention,
     compare_policies,
+    costs,
     diff_policies,
+    observed_hours,
     retention_hours,
 )
 from kaudit_analytics._policy_eval import (
@@ -89,6 +92,7 @@ __all__ = [
     "POLICY_RULE",
     "PRICES",
     "AuditConfig",
+    "Costs",
     "Finding",
     "GroupResources",
     "Policy",
@@ -103,10 +107,12 @@ __all__ = [
     "VolumeEstimate",
     "catalog_policy",
     "compare",
+    "costs",
     "diff",
     "lint",
     "lint_frame",
     "load_policy",
+    "observed_hours",
     "policy_yaml",
     "request_info",
     "retention_hours",

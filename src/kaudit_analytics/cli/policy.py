@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -83,46 +84,56 @@ def lint_command(policy: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+_RETENTION_OPTIONS = (
+    click.option("--price", type=click.Choice(sorted(_policy.PRICES)), default="cloudwatch",
+                 show_default=True, help="Price list for the cost (see the docs' assumptions)."),
+    click.option("--maxsize", default=100, show_default=True, help="--audit-log-maxsize (MB)."),
+    click.option("--maxbackup", default=10, show_default=True, help="--audit-log-maxbackup."),
+    click.option("--maxage", default=0, show_default=True, help="--audit-log-maxage (days)."),
+)  # fmt: skip
+
+
+def _retention_options(command: Any) -> Any:
+    for option in reversed(_RETENTION_OPTIONS):
+        command = option(command)
+    return command
+
+
 @policy_group.command("simulate")
 @click.argument("policy")
 @click.option("--lake", required=True, help="Lake folder with the observed traffic.")
 @click.option("--observed", help="The policy the traffic was logged under (for the lower bound).")
 @click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True)
+@_retention_options
 @click.option("--json", "as_json", is_flag=True, help="Totals and table as JSON.")
-def simulate_command(policy: str, lake: str, observed: str | None, by: str, as_json: bool) -> None:
-    """What POLICY would write for the traffic in the lake: events and bytes."""
+def simulate_command(
+    policy: str, lake: str, observed: str | None, by: str, price: str, maxsize: int,
+    maxbackup: int, maxage: int, as_json: bool,
+) -> None:  # fmt: skip
+    """What POLICY would write for the traffic in the lake: events, bytes, retention, cost."""
     with _user_errors():
+        events = _events(lake)
         est = _load(policy).estimate_volume(
-            _events(lake), observed_policy=_load(observed) if observed else None
+            events, observed_policy=_load(observed) if observed else None
         )
+        cost = _policy.costs(
+            est.bytes, _policy.observed_hours(events),
+            _policy.Retention(maxsize, maxbackup, maxage), _policy.PRICES[price],
+        )  # fmt: skip
     table = est.by_rule if by == "rule" else est.by_day
-    totals = {
-        k: getattr(est, k)
-        for k in (
-            "events",
-            "bytes",
-            "exact_bytes",
-            "modelled_bytes",
-            "observed_events",
-            "observed_bytes",
-            "delta_events",
-            "delta_bytes",
-        )
-    }
+    names = ("events", "bytes", "exact_bytes", "modelled_bytes", "observed_events",
+             "observed_bytes", "delta_events", "delta_bytes")  # fmt: skip
+    totals = {**{k: getattr(est, k) for k in names}, **dataclasses.asdict(cost)}
     if as_json:
-        click.echo(
-            _json(
-                {
-                    **totals,
-                    "never_logged": est.never_logged,
-                    "notes": est.notes,
-                    by: table.to_dicts(),
-                }
-            )
-        )
+        extra = {"never_logged": est.never_logged, "notes": est.notes, by: table.to_dicts()}
+        click.echo(_json({**totals, **extra}))
         return
     _echo(table, as_json=False)
-    click.echo(" ".join(f"{k}={v:,}" for k, v in totals.items()))
+    click.echo(
+        " ".join(
+            f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v:,}" for k, v in totals.items()
+        )
+    )
     for note in est.notes:
         click.echo(f"note: {note}")
 
@@ -130,12 +141,7 @@ def simulate_command(policy: str, lake: str, observed: str | None, by: str, as_j
 @policy_group.command("compare")
 @click.argument("policies", nargs=-1, required=True)
 @click.option("--lake", required=True, help="Lake folder with the observed traffic.")
-@click.option(
-    "--price", type=click.Choice(sorted(_policy.PRICES)), default="cloudwatch", show_default=True
-)
-@click.option("--maxsize", default=100, show_default=True, help="--audit-log-maxsize (MB).")
-@click.option("--maxbackup", default=10, show_default=True, help="--audit-log-maxbackup.")
-@click.option("--maxage", default=0, show_default=True, help="--audit-log-maxage (days).")
+@_retention_options
 @click.option("--json", "as_json", is_flag=True)
 def compare_command(
     policies: tuple[str, ...],
@@ -195,9 +201,12 @@ def suggest_command(lake: str, base: str | None, out: str | None, top: int, as_j
             )
         )
         return
-    _echo(found.noisiest, as_json=False)
+    # Without --out the policy goes to stdout alone (``> tuned.yaml``), the summary to stderr.
+    summary_err = out is None
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
+        click.echo(str(found.noisiest), err=summary_err)
     before, after = found.before, found.after
-    click.echo(f"before: {before.events:,} events, {before.bytes:,} bytes")
-    click.echo(f"after:  {after.events:,} events, {after.bytes:,} bytes")
-    if not out:
-        click.echo(found.yaml)
+    click.echo(f"before: {before.events:,} events, {before.bytes:,} bytes", err=summary_err)
+    click.echo(f"after:  {after.events:,} events, {after.bytes:,} bytes", err=summary_err)
+    if out is None:
+        click.echo(found.yaml, nl=False)
