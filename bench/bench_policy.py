@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_policy.py            # 2 M events, best of 3
     .venv/bin/python bench/bench_policy.py --events 200000 --repeat 1
+    .venv/bin/python bench/bench_policy.py LAKE      # an existing lake (what bench/run.py does)
 
 The lake is generated once (``kaudit_analytics.sample``, profile ``bodies``, seed 11) into
 ``bench/out/policy-lake`` and reused. The events are loaded into memory first (not timed:
@@ -58,11 +59,12 @@ def main() -> None:
     from kaudit_analytics.schema import GROUPS, REQUEST_URI, STAGE, USER, VERB
 
     parser = argparse.ArgumentParser()
+    parser.add_argument("lake", nargs="?", help="an existing lake (bench/run.py passes one)")
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    events = ka.scan(_lake(args.events)).collect()
+    events = ka.scan(Path(args.lake) if args.lake else _lake(args.events)).collect()
     n = events.height
     policy = load_policy(POLICY)
     added = [POLICY_LEVEL, POLICY_RULE, POLICY_KEEPS_STAGE]
