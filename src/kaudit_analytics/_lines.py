@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 #: Bytes read per step; a batch holds about this much text.
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
 #: A line longer than this is quarantined instead of parsed (DuckDB's default object limit).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 

@@ -36,7 +36,7 @@ __all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "ingest"]
 FORMATS: Final = _formats.FORMATS
 
 #: Write buffered events once they hold this many bytes of source text (bounds memory).
-FLUSH_BYTES: Final = 96 * 1024 * 1024
+FLUSH_BYTES: Final = 64 * 1024 * 1024
 #: A file that does not start with a complete JSON line is read whole as one JSON document
 #: (a pretty-printed event or EventList) when it is at most this big.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024 * 1024
