@@ -605,22 +605,53 @@ class _Traffic:
             latency_ms=0.8,
         )
 
+    def _watch(
+        self,
+        ident: Identity,
+        resource: str,
+        group: str,
+        query: str,
+        seconds: float,
+        *,
+        version: str = "v1",
+        latency_ms: float = 3.0,
+    ) -> Request:
+        """A cluster-wide watch of one resource: an informer's long-running request."""
+        prefix = f"/apis/{group}/{version}" if group else "/api/v1"
+        return self.make(
+            "watch",
+            f"{prefix}/{resource}{query}",
+            ident,
+            Ref(resource, "", "", group, version, ""),
+            kind=LONG,
+            latency_ms=latency_ms,
+            duration_s=seconds,
+        )
+
+    def _list_or_watch(
+        self, ident: Identity, resource: str, group: str, *, list_share: float, list_ms: float
+    ) -> Request:
+        """An informer's initial list (``list_share`` of the time) or else its watch."""
+        if self.rng.random() < list_share:
+            prefix = f"/apis/{group}/v1" if group else "/api/v1"
+            return self.make(
+                "list",
+                f"{prefix}/{resource}?limit=500&resourceVersion=0",
+                ident,
+                Ref(resource, "", "", group, "v1", ""),
+                latency_ms=list_ms,
+            )
+        query, seconds = _watch_query(self.rng, self.rev)
+        return self._watch(ident, resource, group, query, seconds)
+
     def controller_watch(self) -> Request:
         rng = self.rng
         resource, group, version, controller = _CONTROLLER_WATCHES[
             int(rng.random() * len(_CONTROLLER_WATCHES))
         ]
         query, seconds = _watch_query(rng, self.rev)
-        prefix = f"/apis/{group}/{version}" if group else "/api/v1"
-        return self.make(
-            "watch",
-            f"{prefix}/{resource}{query}",
-            self.cluster.controllers[controller] if controller else self.cluster.system["kcm-0"],
-            Ref(resource, "", "", group, version, ""),
-            kind=LONG,
-            latency_ms=1.5,
-            duration_s=seconds,
-        )
+        ident = self.cluster.controllers[controller] if controller else self.cluster.system["kcm-0"]
+        return self._watch(ident, resource, group, query, seconds, version=version, latency_ms=1.5)
 
     def endpointslice_update(self) -> Request:
         w = self.cluster.workloads[int(self.rng.random() * len(self.cluster.workloads))]
@@ -712,16 +743,8 @@ class _Traffic:
             self.rev,
             "status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed" if resource == "pods" else "",
         )
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
-        return self.make(
-            "watch",
-            f"{prefix}/{resource}{query}",
-            self.cluster.system["scheduler"],
-            Ref(resource, "", "", group, "v1", ""),
-            kind=LONG,
-            latency_ms=1.5,
-            duration_s=seconds,
-        )
+        ident = self.cluster.system["scheduler"]
+        return self._watch(ident, resource, group, query, seconds, latency_ms=1.5)
 
     def hpa_metrics(self) -> Request:
         w = self.cluster.workloads[int(self.rng.random() * len(self.cluster.workloads))]
@@ -752,14 +775,7 @@ class _Traffic:
                 duration_s=seconds,
             )
         query, seconds = _watch_query(rng, self.rev)
-        return self.make(
-            "watch",
-            f"/api/v1/services{query}",
-            node.kube_proxy,
-            Ref("services", "", "", _CORE, "v1", ""),
-            kind=LONG,
-            duration_s=seconds,
-        )
+        return self._watch(node.kube_proxy, "services", _CORE, query, seconds)
 
     def coredns(self) -> Request:
         rng = self.rng
@@ -768,25 +784,8 @@ class _Traffic:
             ("services", ""),
             ("namespaces", ""),
         )[int(rng.random() * 3)]
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
         ident = self.cluster.system["coredns"]
-        if rng.random() < 0.3:
-            return self.make(
-                "list",
-                f"{prefix}/{resource}?limit=500&resourceVersion=0",
-                ident,
-                Ref(resource, "", "", group, "v1", ""),
-                latency_ms=6,
-            )
-        query, seconds = _watch_query(rng, self.rev)
-        return self.make(
-            "watch",
-            f"{prefix}/{resource}{query}",
-            ident,
-            Ref(resource, "", "", group, "v1", ""),
-            kind=LONG,
-            duration_s=seconds,
-        )
+        return self._list_or_watch(ident, resource, group, list_share=0.3, list_ms=6)
 
     def prometheus_metrics(self) -> Request:
         return self.make("get", "/metrics", self.cluster.system["prometheus"], None, latency_ms=40)
@@ -802,24 +801,7 @@ class _Traffic:
             ("deployments", "apps"),
             ("endpointslices", "discovery.k8s.io"),
         )[int(rng.random() * 6)]
-        prefix = f"/apis/{group}/v1" if group else "/api/v1"
-        if rng.random() < 0.25:
-            return self.make(
-                "list",
-                f"{prefix}/{resource}?limit=500&resourceVersion=0",
-                ident,
-                Ref(resource, "", "", group, "v1", ""),
-                latency_ms=25,
-            )
-        query, seconds = _watch_query(rng, self.rev)
-        return self.make(
-            "watch",
-            f"{prefix}/{resource}{query}",
-            ident,
-            Ref(resource, "", "", group, "v1", ""),
-            kind=LONG,
-            duration_s=seconds,
-        )
+        return self._list_or_watch(ident, resource, group, list_share=0.25, list_ms=25)
 
     def kubelet_probe(self) -> Request:
         path = ("/livez", "/readyz", "/readyz", "/healthz")[int(self.rng.random() * 4)]
