@@ -41,7 +41,8 @@ lab: demo
 report: demo
 	$(BIN)/papermill notebooks/compliance_report.ipynb build/compliance_report.ipynb \
 	  -p lake $(abspath $(LAKE)) -p since 7d -p until 2024-09-13 --no-progress-bar
-	$(BIN)/jupyter nbconvert --to html --no-input build/compliance_report.ipynb --output-dir build
+	$(BIN)/jupyter nbconvert --to html --no-input build/compliance_report.ipynb --output-dir build \
+	  --HTMLExporter.require_js_url= --HTMLExporter.mathjax_url=  # no CDN scripts: it opens offline
 
 ## sample: rebuild the committed sample (data/sample) and its packaged copy
 sample: $(STAMP)
