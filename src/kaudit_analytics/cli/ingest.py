@@ -56,7 +56,7 @@ def ingest_command(
     strict: bool,
     no_wait: bool,
 ) -> None:
-    """Load audit logs (files, folders, globs; .gz too) into the Parquet lake."""
+    """Load audit logs (files, folders, globs, .gz, tarballs, s3:// gs:// az://) into a lake."""
     try:
         with _progress(sys.stderr.isatty()) as progress:
             stats = _loader.ingest(
