@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kaudit_analytics as ka
 from kaudit_analytics import lake as lake_mod
@@ -511,3 +514,20 @@ def test_forced_format_reads_only_that_format(
     log.write_bytes(_lines(_event(1), _event_list(_event(2), _event(3))))
     stats = ka.ingest(log, tmp_path / "lake", format=fmt)
     assert (stats.events_written, stats.quarantined) == (written, quarantined)
+
+
+@pytest.mark.slow
+@given(batches=st.lists(st.lists(st.integers(0, 40), max_size=30), max_size=12))
+def test_key_index_agrees_with_a_set(batches: list[list[int]]) -> None:
+    """The dedupe index, fed batch by batch, answers exactly as a set of the keys seen."""
+    index, seen = loader._KeyIndex(), set()
+    for batch in batches:
+        keys = np.array(batch, dtype=np.uint64)
+        # h2 derived from h1 keeps the pair a function of the key, like two hashes of it.
+        h1, h2 = keys * np.uint64(7919), keys ^ np.uint64(0x5BD1E995)
+        assert index.contains(h1, h2).tolist() == [k in seen for k in batch]
+        fresh = ~index.contains(h1, h2)
+        unique = np.zeros(len(batch), dtype=bool)
+        unique[np.unique(keys, return_index=True)[1]] = True
+        index.add(h1[fresh & unique], h2[fresh & unique])
+        seen.update(batch)

@@ -138,7 +138,7 @@ class _Run:
     buffer: list[pl.DataFrame] = field(default_factory=list)
     buffered_bytes: int = 0
     quarantine: list[tuple[str, pl.DataFrame]] = field(default_factory=list)
-    keys: dict[tuple[str, dt.date], pl.DataFrame] = field(default_factory=dict)
+    keys: dict[tuple[str, dt.date], _KeyIndex] = field(default_factory=dict)
     partitions: set[str] = field(default_factory=set)
     problems: dict[str, list[Any]] = field(default_factory=dict)
     bytes_read: int = 0
@@ -525,26 +525,57 @@ _KEY: Final = pl.concat_str(pl.col(s.AUDIT_ID), pl.col(s.STAGE).cast(pl.String),
 # Two independent 64-bit hashes of (audit_id, stage): 16 bytes per stored event keep the dedupe
 # index small for millions of events, and a false match is about 1e-25 likely.
 _HASHES: Final = (_KEY.hash(seed=0x6B61756469).alias("h1"), _KEY.hash(seed=0x74).alias("h2"))
-_NO_KEYS: Final = pl.Schema({"h1": pl.UInt64, "h2": pl.UInt64})
 
 
-def _known_keys(run: _Run, day: dt.date) -> pl.DataFrame:
+class _KeyIndex:
+    """The keys of one partition as sorted runs of hashes, merged as they grow (an LSM tree).
+
+    A join against all keys so far rebuilt a hash table of the whole partition for every batch,
+    which made a long load quadratic (3.7 of 10.8 s at 1 M events). Here a batch costs a binary
+    search per run, and there are at most about log2(keys) runs.
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def contains(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(h1), dtype=bool)
+        for r1, r2 in self._runs:
+            at = np.minimum(np.searchsorted(r1, h1), len(r1) - 1)
+            # Two keys sharing h1 (odds ~1e-7 at 8 M keys) can only make a duplicate look new:
+            # written twice at worst, never lost.
+            found |= (r1[at] == h1) & (r2[at] == h2)
+        return found
+
+    def add(self, h1: np.ndarray, h2: np.ndarray) -> None:
+        if not len(h1):
+            return
+        order = np.argsort(h1, kind="stable")
+        self._runs.append((h1[order], h2[order]))
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            (a1, a2), (b1, b2) = self._runs[-2:]
+            c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
+            order = np.argsort(c1, kind="stable")
+            self._runs[-2:] = [(c1[order], c2[order])]
+
+
+def _known_keys(run: _Run, day: dt.date) -> _KeyIndex:
     """The keys of one partition: loaded from the lake once per run, then kept up to date."""
     key = (run.cluster, day)
     if key not in run.keys:
+        index = _KeyIndex()
         stored = _lake.partition_keys(run.lake, run.cluster, day)
-        run.keys[key] = (
-            stored.select(_HASHES).collect()
-            if stored is not None
-            else pl.DataFrame(schema=_NO_KEYS)
-        )
+        if stored is not None:
+            hashes = stored.select(_HASHES).collect()
+            index.add(hashes["h1"].to_numpy(), hashes["h2"].to_numpy())
+        run.keys[key] = index
     return run.keys[key]
 
 
 def _accept(run: _Run, events: pl.DataFrame) -> None:
     """Deduplicate a batch against the lake and the run so far, then buffer it.
 
-    Only the 16-byte keys are joined; the wide event rows are copied only when a batch does
+    Only the 16-byte keys are looked up; the wide event rows are copied only when a batch does
     hold duplicates, which the common case (a file loaded once) never has.
     """
     run.events_read += events.height
@@ -555,13 +586,11 @@ def _accept(run: _Run, events: pl.DataFrame) -> None:
         keyed = keyed.unique(["h1", "h2"], keep="first", maintain_order=True)
     kept: list[pl.DataFrame] = []
     for (day,), part in keyed.group_by(s.DATE, maintain_order=True):
-        known = _known_keys(run, day)
-        keys = part.select("h1", "h2")
-        new = keys.with_row_index("_i").join(
-            known, on=["h1", "h2"], how="anti", maintain_order="left"
-        )
-        run.keys[(run.cluster, day)] = pl.concat([known, new.drop("_i")], rechunk=False)
-        fresh = part if new.height == part.height else part[new["_i"]]
+        index = _known_keys(run, day)
+        h1, h2 = part["h1"].to_numpy(), part["h2"].to_numpy()
+        new = ~index.contains(h1, h2)
+        index.add(h1[new], h2[new])
+        fresh = part if new.all() else part.filter(pl.Series(new))
         kept.append(fresh.drop("h1", "h2"))
     fresh_rows = pl.concat(kept) if len(kept) > 1 else kept[0]
     run.duplicates += events.height - fresh_rows.height
