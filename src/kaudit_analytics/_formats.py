@@ -40,8 +40,7 @@ SKIP: Final = "skip"
 # A CloudWatch Logs export task writes "<RFC 3339 timestamp> <message>" lines.
 _CLOUDWATCH_LINE: Final = re.compile(rb"^\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:?\d\d) \{")
 
-# Helpers of the query below. They are (re)created with it: the parser's connection is shared
-# with the native parse, which does not need them.
+# Helpers of the query below, created once per parser connection (``_parse.Parser``).
 MACROS_SQL: Final = r"""
 CREATE OR REPLACE MACRO dyn(x) AS
     CASE WHEN json_type(x) = 'VARCHAR' THEN try((x->>'$')::JSON) ELSE x END;
@@ -76,7 +75,7 @@ CREATE OR REPLACE MACRO exec_query(req) AS CASE
 #   kaudit_cls    what each record is (aks, aks-table, gke, admission, event, skip-*)
 # then `ev` maps every kind onto a native event, and the final SELECT fills what partial
 # events lack and names it in `lossy`.
-_QUERY_SQL: Final = r"""
+NORMALIZE_SQL: Final = r"""
 CREATE OR REPLACE TEMP TABLE kaudit_src AS
 SELECT line, text, escaped, j, m.ts AS ts, m.msg AS msg FROM (
     SELECT *, CASE WHEN j IS NULL THEN regexp_extract(text,
@@ -347,8 +346,6 @@ SELECT line, 0::BIGINT, false, what, 'skip', []::VARCHAR[] FROM (
     WHERE ts <> '' AND NOT starts_with(msg, '{') AND NOT starts_with(msg, 'AUDIT:')
 )
 """
-
-NORMALIZE_SQL: Final = MACROS_SQL + _QUERY_SQL
 
 
 def detect(head: bytes, size: int, max_document_bytes: int) -> str:

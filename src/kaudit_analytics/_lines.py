@@ -55,12 +55,6 @@ class LineBatch:
     bad: list[BadLine] = field(default_factory=list)
 
 
-def is_gzip(path: Path) -> bool:
-    """Whether the file starts with the gzip magic, whatever its name says."""
-    with path.open("rb") as handle:
-        return handle.read(2) == _GZIP_MAGIC
-
-
 def _gzip_chunks(handle: BinaryIO, truncated: list[str]) -> Iterator[bytes]:
     """Decompress every gzip member; a cut-off or corrupt stream ends the iteration and is noted."""
     decomp = zlib.decompressobj(zlib.MAX_WBITS | 16)

@@ -203,13 +203,13 @@ _EVENT_COLUMNS: Final = [
 class Parser:
     """A DuckDB connection set up once per ingest and reused for every batch."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         # Rows carry their line number, so DuckDB may return them in any order (faster).
         self._con = duckdb.connect(config={"preserve_insertion_order": False})
         self._con.execute("SET TimeZone = 'UTC'")
-        if threads:
-            self._con.execute(f"SET threads = {int(threads)}")
+        # Macros are created once per connection, not once per batch.
         self._con.execute(_MACROS)
+        self._con.execute(_formats.MACROS_SQL)
 
     def close(self) -> None:
         self._con.close()

@@ -17,7 +17,14 @@ from typing import Any, NamedTuple
 
 from kaudit_analytics import _sample_bodies as bodies
 from kaudit_analytics._sample_json import go_duration, micro_time, seconds_time, uuid4_from
-from kaudit_analytics._sample_model import Cluster, Identity, Pod, build_cluster, stable_uid
+from kaudit_analytics._sample_model import (
+    Cluster,
+    Identity,
+    Pod,
+    Workload,
+    build_cluster,
+    stable_uid,
+)
 
 __all__ = ["LONG", "NORMAL", "PANIC", "UNAUTHENTICATED", "Mix", "Ref", "Request", "requests"]
 
@@ -125,6 +132,14 @@ def _watch_query(rng: random.Random, rev: int, selector: str = "") -> tuple[str,
 
 
 _CORE = ""
+
+
+def _configmap_ref(w: Workload, rv: str) -> Ref:
+    """The objectRef of a workload's ConfigMap at resourceVersion ``rv``."""
+    uid = stable_uid(f"configmaps/{w.namespace}/{w.configmap}")
+    return Ref("configmaps", w.namespace, w.configmap, _CORE, "v1", "", uid, rv)
+
+
 #: Log-normal(0, 0.6) quantiles: a table lookup is much cheaper than ``lognormvariate``.
 _SPREAD = tuple(
     math.exp(0.6 * statistics.NormalDist().inv_cdf((i + 0.5) / 1024)) for i in range(1024)
@@ -980,16 +995,7 @@ class _Traffic:
                 "update",
                 f"/api/v1/namespaces/{w.namespace}/configmaps/{w.configmap}?fieldManager=kubectl-edit",
                 self.cluster.system["ci"],
-                Ref(
-                    "configmaps",
-                    w.namespace,
-                    w.configmap,
-                    _CORE,
-                    "v1",
-                    "",
-                    stable_uid(f"configmaps/{w.namespace}/{w.configmap}"),
-                    old,
-                ),
+                _configmap_ref(w, old),
                 latency_ms=6,
                 body=(bodies.configmap, (w.namespace, w.configmap, 4), {"rv_old": old, "rv": new}),
             )
@@ -1293,16 +1299,7 @@ class _Traffic:
             "update",
             f"/api/v1/namespaces/{w.namespace}/configmaps/{w.configmap}?fieldManager=kubectl-edit&fieldValidation=Strict",
             self._human(),
-            Ref(
-                "configmaps",
-                w.namespace,
-                w.configmap,
-                _CORE,
-                "v1",
-                "",
-                stable_uid(f"configmaps/{w.namespace}/{w.configmap}"),
-                old,
-            ),
+            _configmap_ref(w, old),
             latency_ms=7,
             body=(bodies.configmap, (w.namespace, w.configmap, 6), {"rv_old": old, "rv": new}),
         )

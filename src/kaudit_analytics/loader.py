@@ -624,7 +624,7 @@ def _unchanged(run: _Run, path: Path, stat: os.stat_result) -> bool:
     seen = run.sources.get(f"file:{run.cluster}:{path}")
     if not seen or seen.get("size") != stat.st_size or seen.get("mtime_ns") != stat.st_mtime_ns:
         return False
-    stream = run.sources.get(seen.get("fingerprint", ""), {})
+    stream = _stream_state(run, seen.get("fingerprint", ""))
     return int(stream.get("offset", -1)) >= int(seen.get("end", 0))
 
 
