@@ -14,6 +14,7 @@ from typing import Final
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kaudit_analytics import _formats
 from kaudit_analytics import schema as s
@@ -105,6 +106,14 @@ WITH parsed AS (
 )
 SELECT
     line,
+    -- Which day partition the event goes to; and whether its bodies may hold a secret value
+    -- (Secrets, token reviews and requests, or any body embedding a Secret), for redaction.
+    request_ts::DATE AS date,
+    (e.objectRef.resource IN ('secrets', 'tokenreviews')
+        OR e.objectRef.resource = 'serviceaccounts' AND e.objectRef.subresource = 'token'
+        OR contains(e.requestObject::VARCHAR, '"kind":"Secret"')
+        OR contains(e.responseObject::VARCHAR, '"kind":"Secret"')) IS TRUE
+      AND (e.requestObject IS NOT NULL OR e.responseObject IS NOT NULL) AS risky,
     -- The text goes back only for lines that will be quarantined: copying it all costs time.
     CASE WHEN jtype IS DISTINCT FROM 'OBJECT' OR audit_id IS NULL OR stage IS NULL OR e.verb IS NULL
               OR request_ts IS NULL OR stage NOT IN ({_STAGES_SQL})
@@ -130,8 +139,9 @@ SELECT
         WHEN e.level IS NOT NULL AND e.level NOT IN ({_LEVELS_SQL}) THEN 'unknown level ' || e.level
     END AS detail,
     audit_id,
-    stage,
-    e.level AS level,
+    -- As the events table's enums; a row with another stage or level is quarantined above.
+    try_cast(stage AS kaudit_stage) AS stage,
+    try_cast(e.level AS kaudit_level) AS level,
     e.verb AS verb,
     e.requestURI AS request_uri,
     e."user".username AS "user",
@@ -164,7 +174,7 @@ SELECT
     e.objectRef.name AS name,
     e.objectRef.uid AS object_uid,
     e.objectRef.resourceVersion AS resource_version,
-    e.responseStatus.code AS code,
+    try_cast(e.responseStatus.code AS SMALLINT) AS code,
     e.responseStatus.status AS status,
     e.responseStatus.reason AS reason,
     e.responseStatus.message AS message,
@@ -175,14 +185,17 @@ SELECT
     e.annotations['authorization.k8s.io/reason'] AS authz_reason,
     as_logged(e.requestObject, escaped) AS request_object,
     as_logged(e.responseObject, escaped) AS response_object,
-    nbytes AS event_bytes,
-    strlen(as_logged(e.requestObject, escaped)) AS request_object_bytes,
-    strlen(as_logged(e.responseObject, escaped)) AS response_object_bytes,
+    nbytes::INTEGER AS event_bytes,
+    strlen(as_logged(e.requestObject, escaped))::INTEGER AS request_object_bytes,
+    strlen(as_logged(e.responseObject, escaped))::INTEGER AS response_object_bytes,
     CASE WHEN e.requestObject IS NOT NULL OR e.responseObject IS NOT NULL
-         THEN mf_bytes(e.requestObject) + mf_bytes(e.responseObject) END AS managed_fields_bytes,
-    coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated,
+         THEN mf_bytes(e.requestObject) + mf_bytes(e.responseObject) END::INTEGER
+        AS managed_fields_bytes,
+    $source AS source_file,
+    line AS source_line,
     fmt AS source_format,
-    lossy AS lossy_fields
+    lossy AS lossy_fields,
+    coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated
 FROM flat
 """
 
@@ -194,10 +207,24 @@ _SAFE_SQL: Final = _EVENTS_SQL.replace(
     "{transform}", f"CASE WHEN json_valid(text) THEN json_transform(text, '{_EVENT_SHAPE}') END"
 )
 
-# The columns a parsed line supplies; the loader adds where it came from.
-_EVENT_COLUMNS: Final = [
-    name for name in s.FILE_SCHEMA if name not in (s.SOURCE_FILE, s.SOURCE_LINE)
-]
+_ENUMS_SQL: Final = f"""
+CREATE TYPE kaudit_stage AS ENUM ({_STAGES_SQL});
+CREATE TYPE kaudit_level AS ENUM ({_LEVELS_SQL});
+"""
+
+# DuckDB hands its enums to Arrow as plain dictionaries; this field metadata is what makes polars
+# read them back as the events table's Enum types, so the lake stays one schema for every reader.
+_ENUM_FIELDS: Final = {
+    name: pl.DataFrame(schema={name: s.FILE_SCHEMA[name]})
+    .to_arrow(compat_level=pl.CompatLevel.oldest())
+    .schema.field(name)
+    .metadata
+    for name in (s.STAGE, s.LEVEL)
+}
+
+#: Columns of a parsed batch besides the events table's: the line number, the partition day,
+#: whether redaction must look at the row, and for a bad line its text and what is wrong.
+EXTRA_COLUMNS: Final = ("line", s.DATE, "risky", "text", "problem", "detail")
 
 
 class Parser:
@@ -207,8 +234,9 @@ class Parser:
         # Rows carry their line number, so DuckDB may return them in any order (faster).
         self._con = duckdb.connect(config={"preserve_insertion_order": False})
         self._con.execute("SET TimeZone = 'UTC'")
-        # Macros are created once per connection, not once per batch.
+        # Macros and types are created once per connection, not once per batch.
         self._con.execute(_MACROS)
+        self._con.execute(_ENUMS_SQL)
         self._con.execute(_formats.MACROS_SQL)
 
     def close(self) -> None:
@@ -223,28 +251,37 @@ class Parser:
             self._con.unregister("failed")
         return table
 
-    def parse(self, table: pa.Table) -> pl.DataFrame:
+    def parse(self, table: pa.Table, source: str) -> pa.Table:
         """Parse a batch of lines: one output row per kept line, ``problem`` set on bad ones.
 
-        ``table`` has the columns ``line``, ``nbytes``, ``keep``, ``text``, ``fmt``, ``lossy``.
+        ``table`` has the columns ``line``, ``nbytes``, ``keep``, ``text``, ``fmt``, ``lossy``;
+        the result has the events table's columns (``FILE_SCHEMA``, ``source_file`` set to
+        ``source``) after ``EXTRA_COLUMNS``. It stays in Arrow: the loader writes it as is.
         """
         # Several record batches let DuckDB parse on every core.
         table = pa.Table.from_batches(
-            table.to_batches(max_chunksize=max(table.num_rows // 8, 1024))
+            table.to_batches(max_chunksize=max(table.num_rows // 8, 1024)), table.schema
         )
         self._con.register("lines", table)
+        params = {"source": source}
         try:
             try:
-                parsed: pl.DataFrame = self._con.sql(_FAST_SQL).pl()
+                parsed = self._con.sql(_FAST_SQL, params=params).to_arrow_table()
             except duckdb.InvalidInputException:
-                parsed = self._con.sql(_SAFE_SQL).pl()
+                parsed = self._con.sql(_SAFE_SQL, params=params).to_arrow_table()
         finally:
             self._con.unregister("lines")
-        return parsed
+        schema = parsed.schema
+        for name, metadata in _ENUM_FIELDS.items():
+            at = schema.get_field_index(name)
+            schema = schema.set(at, schema.field(at).with_metadata(metadata))
+        return pa.Table.from_arrays(parsed.columns, schema=schema)
 
 
-def to_events(parsed: pl.DataFrame) -> pl.DataFrame:
-    """The good rows of a parsed batch in the file schema, less ``source_file``/``source_line``."""
-    return parsed.filter(pl.col("problem").is_null()).select(
-        pl.col("line"), *(pl.col(name).cast(s.FILE_SCHEMA[name]) for name in _EVENT_COLUMNS)
-    )
+def to_events(parsed: pa.Table) -> pa.Table:
+    """The good rows of a parsed batch: the events table's columns, plus ``date`` and ``risky``."""
+    good = parsed.select([s.DATE, "risky", *s.FILE_SCHEMA.names()])
+    problem = parsed["problem"]
+    if problem.null_count == len(problem):
+        return good  # the common case: no copy
+    return good.filter(pc.is_null(problem))

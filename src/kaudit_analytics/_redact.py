@@ -2,30 +2,22 @@
 
 Bodies have a different shape for every resource, kind and patch type, so redaction walks the
 parsed JSON: a regular expression over the text would miss a value (and leak it) the first time a
-shape differs. Only the few rows that can hold a secret are walked; the rest never leave polars.
+shape differs. Only the few rows that can hold a secret are walked; the rest are not copied.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+import numpy as np
 import orjson
-import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kaudit_analytics import schema as s
 
 _LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 _SECRET_FIELDS: Final = ("data", "stringData")
-
-#: Rows whose bodies may carry a secret value: Secrets themselves, token reviews and token
-#: requests, and any body that embeds a Secret (a List, a watch event, an admission review).
-MAY_HOLD_SECRETS: Final = (
-    (pl.col(s.RESOURCE) == "secrets")
-    | (pl.col(s.RESOURCE) == "tokenreviews")
-    | ((pl.col(s.RESOURCE) == "serviceaccounts") & (pl.col(s.SUBRESOURCE) == "token"))
-    | pl.col(s.REQUEST_OBJECT).str.contains('"kind":"Secret"', literal=True)
-    | pl.col(s.RESPONSE_OBJECT).str.contains('"kind":"Secret"', literal=True)
-) & (pl.col(s.REQUEST_OBJECT).is_not_null() | pl.col(s.RESPONSE_OBJECT).is_not_null())
 
 
 def _blank_values(mapping: Any) -> Any:
@@ -103,40 +95,27 @@ def redact_body(text: str | None, *, resource: str | None, subresource: str | No
     return orjson.dumps(body).decode()
 
 
-def redact(events: pl.DataFrame) -> pl.DataFrame:
-    """Redact the secret values in a batch of events; other rows are not touched."""
-    indexed = events.with_row_index("_row")
-    risky = indexed.filter(MAY_HOLD_SECRETS).select(
-        "_row", s.RESOURCE, s.SUBRESOURCE, s.REQUEST_OBJECT, s.RESPONSE_OBJECT
-    )
-    if risky.is_empty():
+def redact(events: pa.Table, risky: pa.ChunkedArray) -> pa.Table:
+    """Redact the secret values in a batch of events; only the ``risky`` rows are looked at.
+
+    ``risky`` marks the rows whose bodies may hold a secret (Secrets, token reviews and token
+    requests, any body embedding a Secret); the parser computes it with the rest of the row.
+    """
+    rows = np.flatnonzero(risky.to_numpy(zero_copy_only=False))
+    if not len(rows):
         return events
+    picked = events.take(rows).select(
+        [s.RESOURCE, s.SUBRESOURCE, s.REQUEST_OBJECT, s.RESPONSE_OBJECT]
+    )
     # A per-row walk is the point here: only rows that may hold a secret get this far.
-    rows = risky.rows(named=True)
-    redacted = pl.DataFrame(
-        {
-            "_row": risky["_row"],
-            "_req": [
-                redact_body(
-                    r[s.REQUEST_OBJECT], resource=r[s.RESOURCE], subresource=r[s.SUBRESOURCE]
-                )
-                for r in rows
-            ],
-            "_resp": [
-                redact_body(
-                    r[s.RESPONSE_OBJECT], resource=r[s.RESOURCE], subresource=r[s.SUBRESOURCE]
-                )
-                for r in rows
-            ],
-        },
-        schema={"_row": pl.UInt32, "_req": pl.String, "_resp": pl.String},
-    )
-    # A risky row's redacted body is null only where the logged one was, so coalesce is exact.
-    return (
-        indexed.join(redacted, on="_row", how="left", maintain_order="left")
-        .with_columns(
-            pl.coalesce("_req", s.REQUEST_OBJECT).alias(s.REQUEST_OBJECT),
-            pl.coalesce("_resp", s.RESPONSE_OBJECT).alias(s.RESPONSE_OBJECT),
-        )
-        .drop("_row", "_req", "_resp")
-    )
+    mask = np.zeros(events.num_rows, dtype=bool)
+    mask[rows] = True
+    for name in (s.REQUEST_OBJECT, s.RESPONSE_OBJECT):
+        bodies = [
+            redact_body(r[name], resource=r[s.RESOURCE], subresource=r[s.SUBRESOURCE])
+            for r in picked.to_pylist()
+        ]
+        column = events[name].combine_chunks()
+        replaced = pc.replace_with_mask(column, pa.array(mask), pa.array(bodies, column.type))
+        events = events.set_column(events.schema.get_field_index(name), name, replaced)
+    return events

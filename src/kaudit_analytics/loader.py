@@ -135,7 +135,7 @@ class _Run:
     parser: _parse.Parser
     sources: dict[str, dict[str, Any]]
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    buffer: list[pl.DataFrame] = field(default_factory=list)
+    buffer: dict[dt.date, list[pa.Table]] = field(default_factory=dict)
     buffered_bytes: int = 0
     quarantine: list[tuple[str, pl.DataFrame]] = field(default_factory=list)
     keys: dict[tuple[str, dt.date], _KeyIndex] = field(default_factory=dict)
@@ -256,14 +256,17 @@ def _bad_lines_frame(bad: list[_lines.BadLine]) -> pl.DataFrame:
 
 
 _RETRY: Final = ("invalid-json", "not-an-event", "missing-fields")
+_BAD_COLUMNS: Final = ["line", "problem", "detail", "text"]
 
 
-def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Events and quarantine rows of one batch of lines.
+def _parse_batch(
+    run: _Run, batch: _lines.LineBatch, block: _Block
+) -> tuple[pa.Table, pl.DataFrame]:
+    """Events (Arrow, see ``_parse.to_events``) and quarantine rows of one batch of lines.
 
     Lines are parsed as native events; the ones that fail are offered to the other formats
-    (``_formats``), and what those recognise is parsed again. With ``fmt`` other than native,
-    every line goes to the other formats first.
+    (``_formats``), and what those recognise is parsed again. With a forced format other than
+    native, every line goes to the other formats first.
     """
     n = len(batch.line)
     table = pa.table(
@@ -272,75 +275,78 @@ def _parse_batch(run: _Run, batch: _lines.LineBatch, fmt: str) -> tuple[pl.DataF
             "nbytes": batch.nbytes,
             "keep": batch.keep,
             "text": batch.text,
-            "fmt": pa.repeat(pa.scalar("native"), n),
+            # A document's items were re-serialised one per line; the label says what held them.
+            "fmt": pa.repeat(pa.scalar(block.label or "native"), n),
             "lossy": pa.repeat(pa.scalar([], pa.list_(pa.string())), n),
         }
     )
-    if fmt in ("auto", "native"):
-        parsed = run.parser.parse(table)
-        failed = parsed.filter(pl.col("problem").is_in(_RETRY) & (fmt == "auto"))
+    events: list[pa.Table] = []
+    bad: pa.Table | None = None
+    failed: pa.Table | None = None
+    if block.fmt in ("auto", "native"):
+        parsed = run.parser.parse(table, block.source)
+        events.append(_parse.to_events(parsed))
+        problem = parsed["problem"]
+        if problem.null_count < len(problem):
+            bad = parsed.filter(pc.is_valid(problem)).select(_BAD_COLUMNS)
+            if block.fmt == "auto":
+                failed = bad.filter(pc.is_in(bad["problem"], pa.array(_RETRY)))
     else:
         # A forced format: no line is read as a native event first.
-        failed = pl.from_arrow(table.filter(batch.keep)).with_columns(  # type: ignore[union-attr]
-            problem=pl.lit("not-an-event"),
-            detail=pl.lit(f"not a record of the {fmt} format"),
+        lines = table.filter(batch.keep)
+        rows = lines.num_rows
+        bad = failed = pa.table(
+            {
+                "line": lines["line"],
+                "problem": pa.repeat(pa.scalar("not-an-event"), rows),
+                "detail": pa.repeat(pa.scalar(f"not a record of the {block.fmt} format"), rows),
+                "text": lines["text"],
+            }
         )
-        parsed = failed
-    if not failed.is_empty():
-        parsed = _retry_other_formats(run, parsed, failed, fmt)
-    bad = parsed.filter(pl.col("problem").is_not_null()).select(
-        pl.col("line"),
-        pl.col("problem").alias("reason"),
-        pl.col("detail"),
-        pl.col("text").str.strip_chars_end("\r\n").cast(pl.Binary).alias("raw"),
-    )
-    return _parse.to_events(parsed), bad
+    if bad is not None and failed is not None and failed.num_rows:
+        again, done = _retry_other_formats(run, block, failed)
+        bad = bad.filter(pc.invert(pc.is_in(bad["line"], done)))
+        if again is not None:
+            events.append(_parse.to_events(again))
+            problem = again["problem"]
+            if problem.null_count < len(problem):
+                more = again.filter(pc.is_valid(problem)).select(_BAD_COLUMNS)
+                bad = pa.concat_tables([bad, more], promote_options="permissive")
+    if bad is None or not bad.num_rows:
+        quarantine = _bad_lines_frame([])
+    else:
+        quarantine = pl.DataFrame(pl.from_arrow(bad)).select(
+            pl.col("line"),
+            pl.col("problem").alias("reason"),
+            pl.col("detail"),
+            pl.col("text").str.strip_chars_end("\r\n").cast(pl.Binary).alias("raw"),
+        )
+    if not events:  # a forced format that recognised nothing: no events, in their schema
+        events.append(_parse.to_events(run.parser.parse(table.slice(0, 0), block.source)))
+    return (events[0] if len(events) == 1 else pa.concat_tables(events)), quarantine
 
 
 def _retry_other_formats(
-    run: _Run, parsed: pl.DataFrame, failed: pl.DataFrame, fmt: str = "auto"
-) -> pl.DataFrame:
-    """Replace failed lines by the events other formats find in them; keep the rest failed.
+    run: _Run, block: _Block, failed: pa.Table
+) -> tuple[pa.Table | None, pa.Array]:
+    """Parse failed lines as records of the other formats; return those and the lines done.
 
     Records that are not audit data come back as ``fmt = 'skip'`` rows: they are counted in
     ``run.skipped`` by kind, and their lines are done (neither loaded nor quarantined).
     """
-    text = _formats.decode_deliveries(failed["text"].to_arrow())
-    normalized = run.parser.normalize(failed["line"].to_arrow(), text)
-    if fmt not in ("auto", "native"):
-        normalized = normalized.filter(pc.is_in(normalized["fmt"], pa.array([fmt, _formats.SKIP])))
-    if not normalized.num_rows:
-        # Under a forced format `parsed` is the raw lines: give it the (empty) event columns.
-        columns = s.empty_events().drop(parsed.columns, strict=False)
-        return pl.concat([parsed, columns], how="diagonal_relaxed")
-    skips = pl.DataFrame(normalized.select(["line", "text", "fmt"])).filter(
-        pl.col("fmt") == _formats.SKIP
-    )
+    text = _formats.decode_deliveries(failed["text"])
+    normalized = run.parser.normalize(failed["line"], text)
+    if block.fmt not in ("auto", "native"):
+        normalized = normalized.filter(
+            pc.is_in(normalized["fmt"], pa.array([block.fmt, _formats.SKIP]))
+        )
+    done = pc.unique(normalized["line"].combine_chunks().cast(pa.int64()))
+    is_skip = pc.equal(normalized["fmt"], _formats.SKIP)
+    skips = pl.DataFrame(pl.from_arrow(normalized.filter(is_skip).select(["text"])))
     for kind, count in skips.group_by("text").len().iter_rows():
         run.skipped[kind] = run.skipped.get(kind, 0) + count
-    again = run.parser.parse(normalized)
-    done = pl.concat([again["line"], skips["line"]]).unique().implode()
-    return pl.concat(
-        [parsed.filter(pl.col("problem").is_null() | ~pl.col("line").is_in(done)), again],
-        how="diagonal_relaxed",
-    )
-
-
-def _stamp(run: _Run, events: pl.DataFrame, source: str, label: str | None) -> pl.DataFrame:
-    if not run.keep_secrets:
-        events = _redact.redact(events)
-    stamped = events.with_columns(
-        pl.lit(source).alias(s.SOURCE_FILE), pl.col("line").alias(s.SOURCE_LINE)
-    )
-    if label is not None:
-        # A document's items were re-serialised one per line; the label says what held them.
-        stamped = stamped.with_columns(
-            pl.when(pl.col(s.SOURCE_FORMAT) == "native")
-            .then(pl.lit(label))
-            .otherwise(pl.col(s.SOURCE_FORMAT))
-            .alias(s.SOURCE_FORMAT)
-        )
-    return stamped.drop("line")
+    records = normalized.filter(pc.invert(is_skip))
+    return (run.parser.parse(records, block.source) if records.num_rows else None), done
 
 
 @dataclass(frozen=True)
@@ -356,30 +362,32 @@ class _Block:
     label: str | None = None
 
 
-def _parse_block(run: _Run, block: _Block) -> tuple[_lines.LineBatch, pl.DataFrame, pl.DataFrame]:
-    """Cut and parse one block: the part of the work that may run beside the previous block's."""
+def _parse_block(run: _Run, block: _Block) -> tuple[_lines.LineBatch, pa.Table, pl.DataFrame]:
+    """Cut, parse and redact one block: the work that may run beside the previous block's."""
     batch = _lines.split_lines(
         block.data,
         first_line=block.first_line,
         base_offset=block.start,
         max_line_bytes=run.max_line_bytes,
     )
-    events, bad = _parse_batch(run, batch, block.fmt)
-    return batch, events, bad
+    events, bad = _parse_batch(run, batch, block)
+    if not run.keep_secrets:
+        events = _redact.redact(events, events["risky"])
+    return batch, events.drop_columns(["risky"]), bad
 
 
 def _store_block(
-    run: _Run, block: _Block, parsed: tuple[_lines.LineBatch, pl.DataFrame, pl.DataFrame]
+    run: _Run, block: _Block, parsed: tuple[_lines.LineBatch, pa.Table, pl.DataFrame]
 ) -> _lines.LineBatch:
-    """Quarantine, redact, stamp, deduplicate and buffer a parsed block."""
+    """Quarantine, deduplicate and buffer a parsed block."""
     batch, events, bad = parsed
     prefix = f"{block.fp}-{block.start}"
     _quarantine(run, f"{prefix}-lines", block.source, _bad_lines_frame(batch.bad))
     _quarantine(run, f"{prefix}-events", block.source, bad)
     run.bytes_read += len(block.data)
-    _accept(run, _stamp(run, events, block.source, block.label))
+    _accept(run, events)
     if run.progress:
-        run.progress(len(block.data), events.height)
+        run.progress(len(block.data), events.num_rows)
     return batch
 
 
@@ -572,40 +580,45 @@ def _known_keys(run: _Run, day: dt.date) -> _KeyIndex:
     return run.keys[key]
 
 
-def _accept(run: _Run, events: pl.DataFrame) -> None:
-    """Deduplicate a batch against the lake and the run so far, then buffer it.
+def _accept(run: _Run, events: pa.Table) -> None:
+    """Deduplicate a batch against the lake and the run so far, then buffer it by day.
 
     Only the 16-byte keys are looked up; the wide event rows are copied only when a batch does
     hold duplicates, which the common case (a file loaded once) never has.
     """
-    run.events_read += events.height
-    if events.is_empty():
+    run.events_read += events.num_rows
+    if not events.num_rows:
         return
-    keyed = events.with_columns(pl.col(s.REQUEST_TS).dt.date().alias(s.DATE), *_HASHES)
-    if keyed.select(pl.struct("h1", "h2").is_duplicated().any()).item():
-        keyed = keyed.unique(["h1", "h2"], keep="first", maintain_order=True)
-    kept: list[pl.DataFrame] = []
-    for (day,), part in keyed.group_by(s.DATE, maintain_order=True):
-        index = _known_keys(run, day)
-        h1, h2 = part["h1"].to_numpy(), part["h2"].to_numpy()
-        new = ~index.contains(h1, h2)
-        index.add(h1[new], h2[new])
-        fresh = part if new.all() else part.filter(pl.Series(new))
-        kept.append(fresh.drop("h1", "h2"))
-    fresh_rows = pl.concat(kept) if len(kept) > 1 else kept[0]
-    run.duplicates += events.height - fresh_rows.height
-    run.buffer.append(fresh_rows)
-    run.buffered_bytes += int(fresh_rows[s.EVENT_BYTES].sum())
+    hashes = pl.DataFrame(pl.from_arrow(events.select([s.AUDIT_ID, s.STAGE]))).select(
+        *_HASHES, pl.struct(*_HASHES).is_first_distinct().alias("first")
+    )
+    h1, h2 = hashes["h1"].to_numpy(), hashes["h2"].to_numpy()
+    new = hashes["first"].to_numpy().copy()
+    days = events[s.DATE].to_numpy()
+    distinct = np.unique(days)
+    for day in distinct:
+        # The same (audit_id, stage) has the same request_ts, so it never spans two days.
+        rows = np.flatnonzero(new if len(distinct) == 1 else new & (days == day))
+        index = _known_keys(run, day.astype(dt.date))
+        new[rows[index.contains(h1[rows], h2[rows])]] = False
+        added = rows[new[rows]]
+        index.add(h1[added], h2[added])
+    fresh = events if new.all() else events.filter(new)
+    run.duplicates += events.num_rows - fresh.num_rows
+    for day in distinct.astype(dt.date):
+        part = fresh if len(distinct) == 1 else fresh.filter(pc.equal(fresh[s.DATE], day))
+        if part.num_rows:
+            run.buffer.setdefault(day, []).append(part.drop_columns([s.DATE]))
+    run.buffered_bytes += int(pc.sum(fresh[s.EVENT_BYTES]).as_py() or 0)
 
 
 def _flush(run: _Run) -> None:
     """Write buffered events and quarantine records, then record how far each source got."""
-    if run.buffer:
-        frame = pl.concat(run.buffer, how="vertical")
-        for (day,), part in frame.group_by(s.DATE, maintain_order=True):
-            _lake.write_partition(run.lake, run.cluster, day, part.drop(s.DATE))
-            run.partitions.add(f"{s.CLUSTER}={run.cluster}/{s.DATE}={day}")
-        run.events_written += frame.height
+    for day, tables in run.buffer.items():
+        part = pa.concat_tables(tables)
+        _lake.write_partition(run.lake, run.cluster, day, part)
+        run.partitions.add(f"{s.CLUSTER}={run.cluster}/{s.DATE}={day}")
+        run.events_written += part.num_rows
     for name, rows in run.quarantine:
         _lake.write_quarantine(run.lake, rows, name)
     run.buffer.clear()
