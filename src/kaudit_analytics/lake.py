@@ -111,6 +111,8 @@ _PARQUET_OPTIONS: Final[dict[str, Any]] = {
     "compression": "zstd",
     "compression_level": 3,
     "row_group_size": 256_000,
+    # 1 MiB (the default) is too small for a day's URIs and names: the column fell back to plain.
+    "dictionary_pagesize_limit": 8 << 20,
     "use_dictionary": [name for name in s.FILE_SCHEMA if name not in (*_UNIQUE, *_DELTA)],
     "column_encoding": dict.fromkeys(_DELTA, "DELTA_BINARY_PACKED"),
 }

@@ -432,15 +432,16 @@ def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
     truncated: list[str] = []
     inflight: tuple[_Block, Future[Any]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaudit-parse") as pool:
-        for raw, at, carry in _lines.line_blocks(path, offset, truncated):
-            data, start = raw, at
+        for raw, at, carry, count in _lines.line_blocks(path, offset, truncated):
+            data, start, lines = raw, at, count
             if carry:
                 data, start = _final_line(run, carry, at, line_no, source, fp, truncated)
+                lines = 1
             if not data:
                 continue
             block = _Block(data, line_no, start, fp, fmt, source)
             future = pool.submit(_parse_block, run, block)
-            line_no += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+            line_no += lines
             if inflight:
                 offset = _commit(run, *inflight)
             inflight = (block, future)
