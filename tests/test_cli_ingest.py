@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +88,40 @@ def test_demo_loads_the_bundled_sample(tmp_path: Path) -> None:
     assert "time span" in result.output
     again = CliRunner().invoke(main, ["demo", "--lake", str(tmp_path / "lake")])
     assert "Events: 0 new" in again.output
+
+
+def test_progress_reports_running_totals_per_batch_and_file(tmp_path: Path) -> None:
+    from kaudit_analytics import ingest
+    from kaudit_analytics.loader import Progress
+    from kaudit_analytics.sample import SAMPLE_DIR
+
+    seen: list[Progress] = []
+    stats = ingest(SAMPLE_DIR, tmp_path / "lake", progress=seen.append)
+    assert seen[-1] == Progress(stats.files, stats.files, stats.bytes_read, stats.events_read)
+    assert [p.files_done for p in seen] == sorted(p.files_done for p in seen)
+    assert all(a.bytes_read <= b.bytes_read for a, b in itertools.pairwise(seen))
+
+
+def test_progress_line_shows_on_a_terminal_only(tmp_path: Path, log: Path) -> None:
+    kaudit = Path(sys.executable).parent / "kaudit"
+    args = [str(kaudit), "ingest", str(log), "--lake", str(tmp_path / "lake")]
+    piped = subprocess.run(args, capture_output=True, text=True, check=True)
+    assert piped.stderr == ""
+    # A pseudo-terminal on stderr, as an interactive shell gives it.
+    leader, follower = pty.openpty()
+    done = subprocess.run(
+        [*args[:-1], str(tmp_path / "lake2")],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        check=True,
+    )
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once everything the child wrote is read
+        while chunk := os.read(leader, 4096):
+            shown += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    assert b"1/1 files" in shown
+    assert b"1 events" in shown
+    assert b"ev/s" in shown

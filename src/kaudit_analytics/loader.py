@@ -30,7 +30,7 @@ from kaudit_analytics import _formats, _lines, _parse, _redact, _sources
 from kaudit_analytics import lake as _lake
 from kaudit_analytics import schema as s
 
-__all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "ingest"]
+__all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "Progress", "ingest"]
 
 #: Formats ``--format`` can force; by default each line's format is recognised.
 FORMATS: Final = _formats.FORMATS
@@ -76,6 +76,16 @@ class Problem:
         if self.reason in ("empty-file", "unknown-format"):
             noun = "file was" if self.count == 1 else "files were"
         return f"{self.count} {noun} {what} and quarantined (first: {self.example})."
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a running ingest is, as handed to its ``progress`` callback (running totals)."""
+
+    files_done: int
+    files: int
+    bytes_read: int
+    events_read: int
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ class _Run:
     cluster: str
     keep_secrets: bool
     max_line_bytes: int
-    progress: Callable[[int, int], None] | None
+    progress: Callable[[Progress], None] | None
     parser: _parse.Parser
     sources: dict[str, dict[str, Any]]
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -149,6 +159,12 @@ class _Run:
     partial: set[str] = field(default_factory=set)
     files_unchanged: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaudit-write")
+    )
+    writing: Future[None] | None = None
+    files: int = 0
+    files_done: int = 0
 
 
 # --- finding sources ---------------------------------------------------------------------------
@@ -386,9 +402,13 @@ def _store_block(
     _quarantine(run, f"{prefix}-events", block.source, bad)
     run.bytes_read += len(block.data)
     _accept(run, events)
-    if run.progress:
-        run.progress(len(block.data), events.num_rows)
+    _report(run)
     return batch
+
+
+def _report(run: _Run) -> None:
+    if run.progress:
+        run.progress(Progress(run.files_done, run.files, run.bytes_read, run.events_read))
 
 
 def _process(run: _Run, block: _Block) -> _lines.LineBatch:
@@ -421,8 +441,9 @@ def _resumes(path: Path, state: dict[str, Any]) -> bool:
 def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
     """Load a JSON-lines file from where the last run stopped; return the offset reached.
 
-    While one block is deduplicated and written here, the next is parsed in a second thread
-    (DuckDB and polars release the GIL), so reading, parsing and writing overlap.
+    While one block is deduplicated here, the next is parsed in a second thread and the last
+    flush is written in a third (DuckDB, Arrow and polars release the GIL), so reading, parsing
+    and writing overlap.
     """
     source = str(path)
     state = _stream_state(run, fp)
@@ -614,21 +635,45 @@ def _accept(run: _Run, events: pa.Table) -> None:
 
 
 def _flush(run: _Run) -> None:
-    """Write buffered events and quarantine records, then record how far each source got."""
-    for day, tables in run.buffer.items():
-        part = pa.concat_tables(tables)
-        _lake.write_partition(run.lake, run.cluster, day, part)
+    """Hand buffered events, quarantine records and progress over to the writer thread.
+
+    Sorting and writing a flush takes as long as parsing several blocks; in a thread of its own
+    it overlaps the next blocks instead of stalling them. One flush is in flight at most, which
+    bounds memory, and the writer records how far each source got only after its files are in
+    place, so a crash still costs at most a re-read.
+    """
+    if run.writing is not None:
+        run.writing.result()  # also raises what went wrong in the writer
+        run.writing = None
+    parts = {day: pa.concat_tables(tables) for day, tables in run.buffer.items()}
+    for day, part in parts.items():
         run.partitions.add(f"{s.CLUSTER}={run.cluster}/{s.DATE}={day}")
         run.events_written += part.num_rows
-    for name, rows in run.quarantine:
-        _lake.write_quarantine(run.lake, rows, name)
-    run.buffer.clear()
-    run.quarantine.clear()
-    run.buffered_bytes = 0
+    sources = None
     if run.pending:
         run.sources.update(run.pending)
         run.pending.clear()
-        _lake.save_sources(run.lake, run.sources)
+        sources = dict(run.sources)
+    job = (run.lake, run.cluster, parts, run.quarantine, sources)
+    run.buffer, run.quarantine, run.buffered_bytes = {}, [], 0
+    if parts or job[3] or sources is not None:
+        run.writing = run.writer.submit(_write, *job)
+
+
+def _write(
+    lake: Path,
+    cluster: str,
+    parts: dict[dt.date, pa.Table],
+    quarantine: list[tuple[str, pl.DataFrame]],
+    sources: dict[str, dict[str, Any]] | None,
+) -> None:
+    """Write one flush: events, quarantine records, then how far each source got."""
+    for day, part in parts.items():
+        _lake.write_partition(lake, cluster, day, part)
+    for name, rows in quarantine:
+        _lake.write_quarantine(lake, rows, name)
+    if sources is not None:
+        _lake.save_sources(lake, sources)
 
 
 # --- one file, then the whole run --------------------------------------------------------------
@@ -692,7 +737,7 @@ def ingest(
     keep_secrets: bool = False,
     wait: bool = True,
     max_line_bytes: int = _lines.MAX_LINE_BYTES,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> IngestStats:
     """Load audit logs into a lake, incrementally; return what was done.
 
@@ -715,7 +760,7 @@ def ingest(
     max_line_bytes
         Lines longer than this are quarantined.
     progress
-        Called with (bytes, events) after each batch.
+        Called with a ``Progress`` (files, bytes and events so far) after each batch and file.
 
     Raises
     ------
@@ -752,12 +797,18 @@ def ingest(
             progress=progress,
             parser=_parse.Parser(),
             sources=_lake.load_sources(root),
+            files=len(files),
         )
         try:
             for path in files:
                 _load_file(run, path, format)
+                run.files_done += 1
+                _report(run)
             _flush(run)
+            if run.writing is not None:
+                run.writing.result()
         finally:
+            run.writer.shutdown(wait=True)
             run.parser.close()
     return IngestStats(
         lake=root,

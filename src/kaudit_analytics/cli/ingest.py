@@ -17,20 +17,18 @@ from kaudit_analytics.cli import main
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A one-line progress display on a terminal (bytes, events, events/s); nothing otherwise."""
+def _progress(enabled: bool) -> Iterator[Callable[[_loader.Progress], None] | None]:
+    """A one-line progress display on a terminal (files, bytes, events/s); nothing otherwise."""
     if not enabled:
         yield None
         return
     began = time.perf_counter()
-    done = {"bytes": 0, "events": 0}
 
-    def update(nbytes: int, events: int) -> None:
-        done["bytes"] += nbytes
-        done["events"] += events
-        rate = done["events"] / max(time.perf_counter() - began, 1e-9)
+    def update(done: _loader.Progress) -> None:
+        rate = done.events_read / max(time.perf_counter() - began, 1e-9)
         click.echo(
-            f"\r{done['bytes'] / 1e6:10,.1f} MB  {done['events']:>12,} events  {rate:>10,.0f} ev/s",
+            f"\r{done.files_done:>5}/{done.files} files  {done.bytes_read / 1e6:10,.1f} MB  "
+            f"{done.events_read:>12,} events  {rate:>10,.0f} ev/s",
             nl=False,
             err=True,
         )
