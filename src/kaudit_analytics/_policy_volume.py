@@ -603,9 +603,17 @@ def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
     # The attribute name decides only the bytes of a synthesized RequestReceived (which
     # lacks a name the apiserver back-fills later): without one, skip parsing every
     # distinct watch's field selector.
+    late = _ever_keeps(policy, "RequestReceived")
     evaluated = (
         policy.evaluate_attributes(
-            events.select(_NEEDED), selector_names=_ever_keeps(policy, "RequestReceived")
+            events.select(_NEEDED),
+            selector_names=late,
+            keep=(
+                "resource_request",
+                "path",
+                "subresource",
+                *(("name", "namespace") if late else ()),
+            ),
         )
         .with_columns(_stage_mask(policy).alias("keep_mask"))
         .with_columns(_row_columns(policy))

@@ -294,25 +294,29 @@ class Policy:
         │ Metadata     ┆ 1           ┆ false              │
         └──────────────┴─────────────┴────────────────────┘
         """
-        return self._decide(events, attributes=False)
+        return self._decide(events)
 
     def evaluate_attributes(
-        self, events: pl.LazyFrame | pl.DataFrame, *, selector_names: bool = True
+        self,
+        events: pl.LazyFrame | pl.DataFrame,
+        *,
+        selector_names: bool = True,
+        keep: tuple[str, ...] = _ATTRS,
     ) -> pl.LazyFrame:
         """``evaluate``, keeping the parsed request attributes as ``__policy_*`` columns.
 
-        For the volume estimate and lint, which need the attributes the policy saw. With
-        ``selector_names=False`` the name of a list or watch is read from its field
-        selector only where it can change the decision (it is ``""`` elsewhere), which
-        saves parsing the queries of every distinct watch.
+        For the volume estimate and lint, which need the attributes the policy saw (the
+        verb and those named in ``keep``). With ``selector_names=False`` the name of a
+        list or watch is read from its field selector only where it can change the
+        decision (it is ``""`` elsewhere), which saves parsing every distinct watch query.
         """
-        return self._decide(events, attributes=True, selector_names=selector_names)
+        return self._decide(events, attributes=keep, selector_names=selector_names)
 
     def _decide(
         self,
         events: pl.LazyFrame | pl.DataFrame,
         *,
-        attributes: bool,
+        attributes: tuple[str, ...] = (),
         selector_names: bool = False,
     ) -> pl.LazyFrame:
         uri, verb = pl.col(REQUEST_URI), ATTR_COLUMNS["verb"]
@@ -326,8 +330,9 @@ class Policy:
             .alias(_REF_KEY),
         )
         payload = [name.format(i) for name in _MASKS for i in range(len(self._target_masks))]
-        if attributes:
-            payload += [ATTR_COLUMNS[key] for key in _ATTRS] + [_NAME_OTHER]
+        payload += [ATTR_COLUMNS[key] for key in attributes]
+        if "name" in attributes:
+            payload.append(_NAME_OTHER)
         # A log repeats the same requests (lease renewals, watches, probes): the URI part of
         # every rule is decided once per distinct URI (as two bitmasks, see ``_by_uri``)
         # and joined back; verb, user and groups are cheap per-row lookups.
@@ -362,7 +367,7 @@ class Policy:
             pl.coalesce(f"{name}0", f"{name}1").alias(name) for name in payload
         )
         added = [rule.alias(POLICY_RULE)]
-        if attributes:
+        if "name" in attributes:
             name = ATTR_COLUMNS["name"]
             added.append(
                 pl.when(listing).then(pl.col(name)).otherwise(pl.col(_NAME_OTHER)).alias(name)
