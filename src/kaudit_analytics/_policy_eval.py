@@ -5,6 +5,9 @@ Kept side by side on purpose; ``tests/test_policy_properties.py`` checks that th
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
 from collections.abc import Sequence
 
 import polars as pl
@@ -14,8 +17,12 @@ from kaudit_analytics._policy_types import AuditConfig, PolicyRule, RequestAttri
 __all__ = [
     "ATTR_COLUMNS",
     "evaluate_attributes",
-    "rule_index_expr",
+    "first_rule_expr",
+    "name_sensitive_expr",
     "rule_matches",
+    "target_mask_exprs",
+    "user_mask_exprs",
+    "verb_mask_exprs",
 ]
 
 #: Temporary columns that hold the parsed request attributes during ``Policy.evaluate``.
@@ -172,34 +179,126 @@ def _non_resource_expr(rule: PolicyRule) -> pl.Expr:
     return ~_col("resource_request") & _any(options)
 
 
-def _rule_expr(rule: PolicyRule) -> pl.Expr:
-    conditions = []
-    if rule.users:
-        conditions.append(_col("user").is_in(list(rule.users)))
-    if rule.user_groups:
-        groups = _col("groups")
-        conditions.append(
-            _col("user").is_not_null()
-            & _any([groups.list.contains(group) for group in dict.fromkeys(rule.user_groups)])
-        )
-    if rule.verbs:
-        conditions.append(_col("verb").is_in(list(rule.verbs)))
+def _target_expr(rule: PolicyRule) -> pl.Expr:
+    """The rule's resource or non-resource part (true when it has neither)."""
     if rule.namespaces or rule.resources:
-        conditions.append(_resource_expr(rule))
-    elif rule.non_resource_urls:
-        conditions.append(_non_resource_expr(rule))
-    if not conditions:
-        return pl.lit(value=True)
-    return pl.all_horizontal(conditions).fill_null(value=False)
+        return _resource_expr(rule).fill_null(value=False)
+    if rule.non_resource_urls:
+        return _non_resource_expr(rule).fill_null(value=False)
+    return pl.lit(value=True)
 
 
-def rule_index_expr(rules: Sequence[PolicyRule]) -> pl.Expr:
-    """The index of the first matching rule, null when none matches.
+# ---------------------------------------------------------------------------------------
+# The same decision as bitmasks, one bit per rule (in words of 64 rules), one mask per part
+# of ``ruleMatches``: which rules the URI part (resources, namespaces, nonResourceURLs)
+# allows, which the verb allows and which the user and groups allow. The URI part is
+# decided once per distinct URI; the verb and user parts per row, from cheap lookups. The
+# first rule that all parts allow is the lowest set bit of their AND.
 
-    ``coalesce`` over one ``when(match).then(index)`` per rule: the first non-null is
-    the first rule that matches, as in ``EvaluatePolicyRule``.
+_WORD = 64
+
+
+def _word_rules(rules: Sequence[PolicyRule]) -> list[list[tuple[int, PolicyRule]]]:
+    indexed = list(enumerate(rules))
+    return [indexed[start : start + _WORD] for start in range(0, len(indexed), _WORD)]
+
+
+def _bit(index: int) -> pl.Expr:
+    return pl.lit(1 << (index % _WORD), dtype=pl.UInt64)
+
+
+def _or(exprs: Sequence[pl.Expr]) -> pl.Expr:
+    return functools.reduce(operator.or_, exprs) if exprs else pl.lit(0, dtype=pl.UInt64)
+
+
+def target_mask_exprs(rules: Sequence[PolicyRule]) -> list[pl.Expr]:
+    """Per 64 rules: bit i set when rule i's resource or non-resource part matches.
+
+    Over the ATTR_COLUMNS of the request (user, groups and verb are not read).
     """
-    return pl.coalesce(
-        pl.when(_rule_expr(rule)).then(pl.lit(index, dtype=pl.Int32))
-        for index, rule in enumerate(rules)
-    )
+    zero = pl.lit(0, dtype=pl.UInt64)
+    return [
+        _or([pl.when(_target_expr(r)).then(_bit(i)).otherwise(zero) for i, r in word])
+        for word in _word_rules(rules)
+    ]
+
+
+def name_sensitive_expr(rules: Sequence[PolicyRule]) -> pl.Expr:
+    """True where a request's name could change the decision: some ``resources`` item
+    with ``resourceNames`` matches it but for the name (over the ATTR_COLUMNS)."""
+    named = [
+        dataclasses.replace(
+            rule,
+            resources=tuple(
+                dataclasses.replace(item, resource_names=())
+                for item in rule.resources
+                if item.resource_names
+            ),
+        )
+        for rule in rules
+        if any(item.resource_names for item in rule.resources)
+    ]
+    return _any([_resource_expr(rule) for rule in named]).fill_null(value=False)
+
+
+def _lookup(
+    word: Sequence[tuple[int, PolicyRule]], key: str, value: pl.Expr | None
+) -> tuple[pl.Expr, dict[str, int]]:
+    """The bits of the rules without ``key`` (or with ``value`` listed, when given: one
+    hash lookup per row) and, per listed value, the bits of the rules that list it."""
+    listed: dict[str, int] = {}
+    for index, rule in word:
+        for item in dict.fromkeys(getattr(rule, key)):
+            listed[item] = listed.get(item, 0) | 1 << (index % _WORD)
+    free = sum(1 << (i % _WORD) for i, r in word if not getattr(r, key))
+    mask = pl.lit(free, dtype=pl.UInt64)
+    if listed and value is not None:
+        found = value.replace_strict(
+            list(listed), list(listed.values()), default=0, return_dtype=pl.UInt64
+        )
+        mask = mask | found.fill_null(0)
+    return mask, listed
+
+
+def verb_mask_exprs(rules: Sequence[PolicyRule], verb: pl.Expr) -> list[pl.Expr]:
+    """Per 64 rules: bit i set when rule i's verbs allow ``verb`` (one lookup per row)."""
+    return [_lookup(word, "verbs", verb)[0] for word in _word_rules(rules)]
+
+
+def user_mask_exprs(rules: Sequence[PolicyRule], user: pl.Expr, groups: pl.Expr) -> list[pl.Expr]:
+    """Per 64 rules: bit i set when rule i's users and userGroups allow the row.
+
+    Per row, one lookup of the user name and one ``list.contains`` per group that a rule
+    names (a rule without users or groups sets its bit unconditionally).
+    """
+    masks = []
+    zero = pl.lit(0, dtype=pl.UInt64)
+    for word in _word_rules(rules):
+        users, _ = _lookup(word, "users", user)
+        member, by_group = _lookup(word, "user_groups", None)
+        if by_group:
+            listed = _or(
+                [
+                    pl.when(groups.list.contains(group))
+                    .then(pl.lit(bits, dtype=pl.UInt64))
+                    .otherwise(zero)
+                    for group, bits in by_group.items()
+                ]
+            )
+            # A rule with userGroups needs a user (a nil user matches no such rule).
+            member = member | pl.when(user.is_not_null()).then(listed).otherwise(zero)
+        masks.append(users & member)
+    return masks
+
+
+def first_rule_expr(*masks: Sequence[pl.Expr]) -> pl.Expr:
+    """The first rule (Int32) whose bit is set in every one of ``masks``, null if none."""
+    firsts = []
+    for word, parts in enumerate(zip(*masks, strict=True)):
+        both = functools.reduce(operator.and_, parts)
+        firsts.append(
+            pl.when(both != 0).then(
+                both.bitwise_trailing_zeros().cast(pl.Int32) + pl.lit(word * _WORD, dtype=pl.Int32)
+            )
+        )
+    return pl.coalesce(firsts)

@@ -24,7 +24,7 @@ import polars as pl
 
 from kaudit_analytics._policy_types import RequestInfo
 
-__all__ = ["PARSE_ERROR", "parse_request_info", "with_request_attributes"]
+__all__ = ["PARSE_ERROR", "parse_request_info", "with_path_attributes", "with_selector_name"]
 
 _API_PREFIXES = ("api", "apis")
 _GROUPLESS = "api"
@@ -274,23 +274,21 @@ def _ints_ok(query: pl.Expr) -> pl.Expr:
     return ok
 
 
-def with_request_attributes(
-    frame: pl.LazyFrame, verb: pl.Expr, request_uri: pl.Expr, names: dict[str, str]
+def with_path_attributes(
+    frame: pl.LazyFrame, raw_path: pl.Expr, names: dict[str, str], selectable: str
 ) -> pl.LazyFrame:
-    """Add the request attributes as columns named by ``names`` (keys as in
-    ``RequestAttributes`` plus ``parse_error``), parsed from ``request_uri``.
+    """Add the request attributes of a URI's path (the part before ``?``) as columns named
+    by ``names`` (keys as in ``RequestAttributes`` plus ``parse_error``).
 
+    ``name`` is the name in the path; ``selectable`` is true where a list or watch would
+    read its name from the query's field selector instead (``with_selector_name``).
     A chain of ``with_columns`` so that every intermediate (the path parts, the parts
     after the version, ...) is computed once. ``parse_error`` is true where
     ``parse_request_info`` raises (the apiserver refuses such a request before auditing
     it, so real logs never have one).
     """
-    tmp = {
-        key: f"__uri_{key}"
-        for key in ("query", "parts", "rest", "via", "groupless", "selector", "term")
-    }
+    tmp = {key: f"__uri_{key}" for key in ("parts", "rest", "via", "groupless")}
     col = {key: pl.col(name) for key, name in {**names, **tmp}.items()}
-    split = request_uri.str.splitn("?", 2)
     parts, rest, via = col["parts"], col["rest"], col["via"]
     first = parts.list.get(0, null_on_oob=True)
     count = parts.list.len()
@@ -299,22 +297,8 @@ def with_request_attributes(
     third = rest.list.get(2, null_on_oob=True)
     after_namespace = in_namespace & (rest.list.len() > 2) & ~third.is_in(_NAMESPACE_SUBRESOURCES)
     ok = col["resource_request"] & ~col["parse_error"]
-    name = col["name"]
-    selector = col["selector"]
-    # Only rows that can carry a selector name pay for parsing one: the query of every
-    # other row is nulled out first, and polars skips nulls cheaply.
-    wants_selector = (
-        ok
-        & (name == "")
-        & ~via
-        & verb.is_in(["list", "watch"])
-        & col["query"].str.contains("fieldSelector=", literal=True)
-    )
     return (
-        frame.with_columns(
-            _decode_expr(split.struct.field("field_0")).alias(names["path"]),
-            split.struct.field("field_1").fill_null("").alias(tmp["query"]),
-        )
+        frame.with_columns(_decode_expr(raw_path).alias(names["path"]))
         .with_columns(col["path"].str.strip_chars("/").str.split("/").alias(tmp["parts"]))
         .with_columns(
             ((count >= 3) & first.is_in(_API_PREFIXES) & ((first == _GROUPLESS) | (count >= 4)))
@@ -348,7 +332,30 @@ def with_request_attributes(
             .alias(names["subresource"]),
             rest.list.get(1, null_on_oob=True).fill_null("").alias(names["name"]),
         )
-        .with_columns(pl.when(wants_selector).then(col["query"]).alias(tmp["query"]))
+        .with_columns((ok & (col["name"] == "") & ~via).alias(selectable))
+        .with_columns(
+            pl.when(ok).then(col[key].fill_null("")).otherwise(pl.lit("")).alias(names[key])
+            for key in ("api_group", "namespace", "resource", "subresource", "name")
+        )
+        .drop(tmp.values())
+    )
+
+
+def with_selector_name(frame: pl.LazyFrame, query: pl.Expr, name: str) -> pl.LazyFrame:
+    """Add ``name``: the name a list/watch query pins (``_list_name``), ``""`` if none.
+
+    Only rows whose ``query`` is not null and has a ``fieldSelector=`` pay for parsing
+    one: the query of every other row is nulled out first, and polars skips nulls cheaply.
+    """
+    tmp = {key: f"__uri_{key}" for key in ("query", "selector", "term")}
+    col = {key: pl.col(value) for key, value in tmp.items()}
+    selector = col["selector"]
+    return (
+        frame.with_columns(
+            pl.when(query.str.contains("fieldSelector=", literal=True))
+            .then(query)
+            .alias(tmp["query"])
+        )
         .with_columns(
             pl.when(_ints_ok(col["query"]))
             .then(_query_value_expr(col["query"], "fieldSelector"))
@@ -363,15 +370,11 @@ def with_request_attributes(
         )
         .with_columns(
             pl.when(selector.is_null())
-            .then(name)
+            .then(pl.lit(""))
             .when(col["term"].is_not_null())
             .then(_simple_selector_name(col["term"]))
             .otherwise(_general_selector_name_expr(pl.when(col["term"].is_null()).then(selector)))
-            .alias(names["name"])
-        )
-        .with_columns(
-            pl.when(ok).then(col[key].fill_null("")).otherwise(pl.lit("")).alias(names[key])
-            for key in ("api_group", "namespace", "resource", "subresource", "name")
+            .alias(name)
         )
         .drop(tmp.values())
     )

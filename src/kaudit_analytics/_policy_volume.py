@@ -42,6 +42,7 @@ from kaudit_analytics.schema import (
     IMPERSONATED_GROUPS,
     IMPERSONATED_USER,
     LEVEL,
+    LEVELS,
     MANAGED_FIELDS_BYTES,
     MESSAGE,
     NAME,
@@ -55,6 +56,7 @@ from kaudit_analytics.schema import (
     RESOURCE_VERSION,
     RESPONSE_OBJECT_BYTES,
     STAGE,
+    STAGES,
     STATUS,
     SUBRESOURCE,
     TRUNCATED,
@@ -231,16 +233,37 @@ def _keeps(stage: str) -> pl.Expr:
     return (pl.col("keep_mask") & (1 << list(_SHORT).index(stage))) != 0
 
 
-def _row_columns(policy: Policy) -> list[pl.Expr]:
-    """Per observed event: its size without level, stage and bodies, and the parts.
+def _ever_keeps(policy: Policy, stage: str) -> bool:
+    """Some rule writes ``stage`` (else nothing about that stage needs computing)."""
+    return any(
+        rule.level != "None" and stage not in rule.omit_stages | policy.omit_stages
+        for rule in policy.rules
+    )
 
-    The costly parts (annotation sizes, managedFields inside a request body) are computed
-    only on the rows that need them: other rows get a null input, which polars skips.
-    """
-    stage = pl.col(STAGE).cast(pl.String)
-    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
-    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
-    omit_managed = pl.col("policy_rule").replace_strict(
+
+def _enum_len(column: str, values: tuple[str, ...]) -> pl.Expr:
+    """Bytes of an Enum column's value, from its physical code (no string per row)."""
+    return (
+        pl.col(column)
+        .to_physical()
+        .replace_strict(list(range(len(values))), [len(v) for v in values], return_dtype=pl.Int64)
+    )
+
+
+def _long_running() -> pl.Expr:
+    """kube-apiserver's long-running check (``ResponseStarted`` is emitted)."""
+    verb, sub = pl.col(ATTR_COLUMNS["verb"]), pl.col(ATTR_COLUMNS["subresource"])
+    resource_request = pl.col(ATTR_COLUMNS["resource_request"])
+    return (
+        verb.is_in(_LONG_VERBS)
+        | (resource_request & sub.is_in(_LONG_SUBRESOURCES))
+        | (~resource_request & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/"))
+    ).fill_null(value=False)
+
+
+def _omit_managed(policy: Policy) -> pl.Expr:
+    """The matching rule's omitManagedFields (the policy's when the rule does not say)."""
+    return pl.col("policy_rule").replace_strict(
         list(range(len(policy.rules))),
         [
             policy.omit_managed_fields if r.omit_managed_fields is None else r.omit_managed_fields
@@ -249,6 +272,27 @@ def _row_columns(policy: Policy) -> list[pl.Expr]:
         default=policy.omit_managed_fields,
         return_dtype=pl.Boolean,
     )
+
+
+def _level(policy: Policy) -> pl.Expr:
+    return pl.col("policy_rule").replace_strict(
+        list(range(len(policy.rules))),
+        [rule.level for rule in policy.rules],
+        default=pl.lit("None"),
+        return_dtype=pl.String,
+    )
+
+
+def _row_columns(policy: Policy) -> list[pl.Expr]:
+    """Per observed event: its size without level, stage and bodies, and the parts.
+
+    The costly parts (annotation sizes, managedFields inside a request body) are computed
+    only on the rows that need them: other rows get a null input, which polars skips.
+    """
+    stage = pl.col(STAGE)
+    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
+    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
+    omit_managed = _omit_managed(policy)
     managed = pl.col(MANAGED_FIELDS_BYTES).cast(pl.Int64).fill_null(0)
     # The split of managedFields between the two bodies matters only when the candidate
     # keeps the request body alone; parse the body (costly) only then.
@@ -271,14 +315,19 @@ def _row_columns(policy: Policy) -> list[pl.Expr]:
         .otherwise(0)
         .fill_null(0)
     )
-    # Sources of a synthesized RequestReceived / ResponseStarted.
+    # Sources of a synthesized RequestReceived / ResponseStarted (none when no rule writes
+    # that stage: the policy alone says so, and the costly sizes are skipped).
     late_needed = _keeps("RequestReceived") & (stage != "RequestReceived")
     latency_needed = _keeps("ResponseStarted") & (stage == "ResponseComplete")
+    if not _ever_keeps(policy, "RequestReceived"):
+        late_needed = pl.lit(value=False)
+    if not _ever_keeps(policy, "ResponseStarted"):
+        latency_needed = pl.lit(value=False)
     by_stage = []
     core = (
         pl.col(EVENT_BYTES).cast(pl.Int64)
-        - pl.col(LEVEL).cast(pl.String).str.len_bytes()
-        - stage.str.len_bytes()
+        - _enum_len(LEVEL, LEVELS)
+        - _enum_len(STAGE, STAGES)
         - pl.when(req.is_not_null()).then(req + _REQUEST_KEY).otherwise(0)
         - pl.when(resp.is_not_null()).then(resp + _RESPONSE_KEY).otherwise(0)
     )
@@ -294,7 +343,11 @@ def _row_columns(policy: Policy) -> list[pl.Expr]:
         by_stage += [
             hit.alias(f"has_{short}"),
             pl.when(hit).then(core).alias(f"core_{short}"),
-            pl.when(hit & late_needed).then(late).alias(f"late_{short}"),
+            (
+                pl.when(hit & late_needed).then(late)
+                if _ever_keeps(policy, "RequestReceived")
+                else pl.lit(None, dtype=pl.Int64)
+            ).alias(f"late_{short}"),
         ]
     final = stage.is_in(["ResponseComplete", "Panic"])
     started = stage == "ResponseStarted"
@@ -306,7 +359,7 @@ def _row_columns(policy: Policy) -> list[pl.Expr]:
     }
     return [
         pl.when(latency_needed).then(latency).alias("latency_rc"),
-        omit_managed.alias("omit_managed"),
+        _long_running().alias("long_running"),
         *by_stage,
         *(pl.when(final).then(expr).alias(f"{key}_final") for key, expr in bodies.items()),
         *(pl.when(started).then(expr).alias(f"{key}_started") for key, expr in bodies.items()),
@@ -350,7 +403,7 @@ def _body_model(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _per_request(evaluated: pl.LazyFrame) -> pl.LazyFrame:
+def _per_request(evaluated: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
     """One row per request; only simple aggregations (polars' fast path)."""
     per_stage = [
         agg
@@ -361,20 +414,8 @@ def _per_request(evaluated: pl.LazyFrame) -> pl.LazyFrame:
             pl.col(f"late_{short}").max(),
         )
     ]
-    first_of = [
-        "policy_rule",
-        "policy_level",
-        "keep_mask",
-        "omit_managed",
-        ATTR_COLUMNS["verb"],
-        ATTR_COLUMNS["subresource"],
-        ATTR_COLUMNS["path"],
-        ATTR_COLUMNS["resource_request"],
-        API_GROUP,
-        RESOURCE,
-        VERB,
-        DATE,
-    ]
+    # The level, stage mask and omitManagedFields follow from the rule: recomputed after.
+    first_of = ["policy_rule", "long_running", API_GROUP, RESOURCE, VERB, DATE]
     bodies = [
         pl.col(f"{key}_{which}").max()
         for key in ("req", "resp", "mf_req", "mf_resp")
@@ -395,8 +436,14 @@ def _per_request(evaluated: pl.LazyFrame) -> pl.LazyFrame:
         .agg(aggregations)
         .with_columns(
             # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
-            pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
-            for key in ("req", "resp", "mf_req", "mf_resp")
+            *(
+                pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
+                for key in ("req", "resp", "mf_req", "mf_resp")
+            ),
+            _level(policy).alias("policy_level"),
+            _stage_mask(policy).alias("keep_mask"),
+            _omit_managed(policy).alias("omit_managed"),
+            pl.col(VERB).fill_null("").alias(ATTR_COLUMNS["verb"]),
         )
     )
 
@@ -405,15 +452,8 @@ def _stage_rows(requests: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
     """One row per request × stage the candidate writes, with bytes and exactness."""
     rule = pl.col("policy_rule")
     level = pl.col("policy_level")
-    verb, sub = pl.col(ATTR_COLUMNS["verb"]), pl.col(ATTR_COLUMNS["subresource"])
-    long_running = (
-        verb.is_in(_LONG_VERBS)
-        | (pl.col(ATTR_COLUMNS["resource_request"]) & sub.is_in(_LONG_SUBRESOURCES))
-        | (
-            ~pl.col(ATTR_COLUMNS["resource_request"])
-            & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/")
-        )
-    ).fill_null(value=False)
+    verb = pl.col(ATTR_COLUMNS["verb"])
+    long_running = pl.col("long_running")
     auth_failed = (
         pl.col("no_user")
         & pl.col("unauthorized")
@@ -466,7 +506,6 @@ def _stage_rows(requests: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
     }
     prepared = requests.with_columns(
         auth_failed.alias("auth_failed"),
-        long_running.alias("long_running"),
         (req_exact.fill_null(0) + resp_exact.fill_null(0)).alias("body_exact"),
         (req_model.fill_null(0) + resp_model.fill_null(0)).alias("body_model"),
         level.str.len_bytes().cast(pl.Int64).alias("level_bytes"),
@@ -556,14 +595,26 @@ def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
     """
     light = [
         CLUSTER, AUDIT_ID, DATE, LEVEL, USER, CODE, TRUNCATED, API_GROUP, RESOURCE, VERB,
-        "policy_rule", "policy_level", "keep_mask", "omit_managed", "latency_rc",
-        *(ATTR_COLUMNS[k] for k in ("verb", "subresource", "path", "resource_request")),
+        "policy_rule", "policy_level", "long_running", "latency_rc",
         *(f"{part}_{short}" for short in _SHORT.values() for part in ("has", "core", "late")),
         *(f"{key}_{which}" for key in ("req", "resp", "mf_req", "mf_resp")
           for which in ("final", "started")),
     ]  # fmt: skip
+    # The attribute name decides only the bytes of a synthesized RequestReceived (which
+    # lacks a name the apiserver back-fills later): without one, skip parsing every
+    # distinct watch's field selector.
+    late = _ever_keeps(policy, "RequestReceived")
     evaluated = (
-        policy.evaluate_attributes(events.select(_NEEDED))
+        policy.evaluate_attributes(
+            events.select(_NEEDED),
+            selector_names=late,
+            keep=(
+                "resource_request",
+                "path",
+                "subresource",
+                *(("name", "namespace") if late else ()),
+            ),
+        )
         .with_columns(_stage_mask(policy).alias("keep_mask"))
         .with_columns(_row_columns(policy))
         # Only small columns go on: bodies and annotations are not copied by the filter.
@@ -571,7 +622,7 @@ def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
         # The decision is per request, so a request the policy drops has no row left.
         .filter(pl.col("policy_level") != "None")
     )
-    requests = _per_request(evaluated).join(
+    requests = _per_request(evaluated, policy).join(
         _body_model(events), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
     )
     return _stage_rows(requests, policy)

@@ -55,7 +55,11 @@ from kaudit_analytics._policy_cost import (
 from kaudit_analytics._policy_eval import (
     ATTR_COLUMNS,
     evaluate_attributes,
-    rule_index_expr,
+    first_rule_expr,
+    name_sensitive_expr,
+    target_mask_exprs,
+    user_mask_exprs,
+    verb_mask_exprs,
 )
 from kaudit_analytics._policy_lint import Finding, lint_policy
 from kaudit_analytics._policy_load import parse_policy, read_policy_text
@@ -69,7 +73,11 @@ from kaudit_analytics._policy_types import (
     RequestAttributes,
     RequestInfo,
 )
-from kaudit_analytics._policy_uri import parse_request_info, with_request_attributes
+from kaudit_analytics._policy_uri import (
+    parse_request_info,
+    with_path_attributes,
+    with_selector_name,
+)
 from kaudit_analytics._policy_volume import VolumeEstimate, estimate_volume
 from kaudit_analytics.schema import (
     API_GROUP,
@@ -79,9 +87,11 @@ from kaudit_analytics.schema import (
     REQUEST_URI,
     RESOURCE,
     STAGE,
+    STAGES,
     SUBRESOURCE,
     USER,
     VERB,
+    Stage,
 )
 
 __all__ = [
@@ -130,7 +140,27 @@ CATALOG: tuple[str, ...] = (
     "cis-minimal",
 )
 
-_GROUPS_KEY = "__policy_groups_key"
+_OBJECT_REF = (API_GROUP, RESOURCE, SUBRESOURCE, NAMESPACE, NAME)
+_LIST_VERBS = ("list", "watch")
+#: Temporary columns of ``Policy._decide``: the URI-part bitmasks of a list or watch and of
+#: any other verb, the per-URI parse, and the keys of the two joins.
+_MASKS = ("__policy_mask_list_{}", "__policy_mask_other_{}")
+_ATTRS = (
+    "resource_request",
+    "parse_error",
+    "path",
+    "api_group",
+    "namespace",
+    "resource",
+    "subresource",
+    "name",
+)
+_NAME_OTHER = "__policy_name_other"
+_RAW_PATH = "__policy_raw_path"
+_QUERY = "__policy_query"
+_SELECTABLE = "__policy_selectable"
+_SELECTED = "__policy_selected_name"
+_SENSITIVE = "__policy_name_sensitive"
 _REF_KEY = "__policy_ref_key"
 
 #: Columns ``Policy.evaluate`` adds to the events table.
@@ -185,30 +215,44 @@ class Policy:
         )
 
     @cached_property
-    def _rule_index(self) -> pl.Expr:
-        return rule_index_expr(self.rules)
-
-    @cached_property
     def _level_and_stage(self) -> tuple[pl.Expr, pl.Expr]:
         rule = pl.col(POLICY_RULE)
+        indices = list(range(len(self.rules)))
         level = rule.replace_strict(
-            list(range(len(self.rules))),
+            indices,
             [item.level for item in self.rules],
             default=pl.lit("None"),
             return_dtype=pl.String,
         )
-        # "index|stage" for every stage a rule omits (its own plus the policy's).
-        omitted = [
-            f"{index}|{stage}"
-            for index, item in enumerate(self.rules)
-            for stage in sorted(item.omit_stages | self.omit_stages)
-        ]
-        rule_stage = pl.concat_str(rule.cast(pl.String), pl.lit("|"), pl.col(STAGE).cast(pl.String))
-        keeps = (level != "None") & ~rule_stage.is_in(omitted).fill_null(value=False)
-        parse_error = pl.col(ATTR_COLUMNS["parse_error"])
+        # Per rule, one bit per stage it writes (none at level None), tested with the
+        # stage's bit; a null stage is omitted by no rule.
+        kept = rule.replace_strict(
+            indices,
+            [
+                0
+                if item.level == "None"
+                else sum(
+                    1 << bit
+                    for bit, stage in enumerate(STAGES)
+                    if stage not in item.omit_stages | self.omit_stages
+                )
+                for item in self.rules
+            ],
+            default=0,
+            return_dtype=pl.UInt8,
+        )
+        stage = pl.col(STAGE).cast(Stage).to_physical()
+        stage_bit = stage.replace_strict(
+            list(range(len(STAGES))),
+            [1 << bit for bit in range(len(STAGES))],
+            return_dtype=pl.UInt8,
+        )
+        keeps = pl.when(stage.is_null()).then(level != "None").otherwise((kept & stage_bit) != 0)
+        # A null URI mask marks a URI the apiserver refuses before auditing.
+        decided = pl.col(_MASKS[0].format(0)).is_not_null()
         return (
-            pl.when(~parse_error).then(level).alias(POLICY_LEVEL),
-            pl.when(~parse_error).then(keeps.fill_null(value=False)).alias(POLICY_KEEPS_STAGE),
+            pl.when(decided).then(level).alias(POLICY_LEVEL),
+            pl.when(decided).then(keeps).alias(POLICY_KEEPS_STAGE),
         )
 
     def evaluate(self, events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -250,15 +294,141 @@ class Policy:
         │ Metadata     ┆ 1           ┆ false              │
         └──────────────┴─────────────┴────────────────────┘
         """
-        return self.evaluate_attributes(events).drop(ATTR_COLUMNS.values())
+        return self._decide(events)
 
-    def evaluate_attributes(self, events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    def evaluate_attributes(
+        self,
+        events: pl.LazyFrame | pl.DataFrame,
+        *,
+        selector_names: bool = True,
+        keep: tuple[str, ...] = _ATTRS,
+    ) -> pl.LazyFrame:
         """``evaluate``, keeping the parsed request attributes as ``__policy_*`` columns.
 
-        For the volume estimate and lint, which need the attributes the policy saw.
+        For the volume estimate and lint, which need the attributes the policy saw (the
+        verb and those named in ``keep``). With ``selector_names=False`` the name of a
+        list or watch is read from its field selector only where it can change the
+        decision (it is ``""`` elsewhere), which saves parsing every distinct watch query.
         """
-        has_uri = pl.col(REQUEST_URI).is_not_null()
-        # Rows without a URI (some cloud exports) fall back to the objectRef columns.
+        return self._decide(events, attributes=keep, selector_names=selector_names)
+
+    def _decide(
+        self,
+        events: pl.LazyFrame | pl.DataFrame,
+        *,
+        attributes: tuple[str, ...] = (),
+        selector_names: bool = False,
+    ) -> pl.LazyFrame:
+        uri, verb = pl.col(REQUEST_URI), ATTR_COLUMNS["verb"]
+        keyed = events.lazy().with_columns(
+            pl.col(VERB).fill_null("").alias(verb),
+            # Rows without a URI (some cloud exports) fall back to the objectRef columns.
+            pl.when(uri.is_null())
+            .then(
+                pl.concat_str([pl.col(c).fill_null("\x00") for c in _OBJECT_REF], separator="\x1f")
+            )
+            .alias(_REF_KEY),
+        )
+        payload = [name.format(i) for name in _MASKS for i in range(len(self._target_masks))]
+        payload += [ATTR_COLUMNS[key] for key in attributes]
+        if "name" in attributes:
+            payload.append(_NAME_OTHER)
+        # A log repeats the same requests (lease renewals, watches, probes): the URI part of
+        # every rule is decided once per distinct URI (as two bitmasks, see ``_by_uri``)
+        # and joined back; verb, user and groups are cheap per-row lookups.
+        joined = [
+            keyed.select(key)
+            .join(table.select(key, *payload), on=key, how="left", maintain_order="left")
+            .drop(key)
+            .rename({name: f"{name}{i}" for name in payload})
+            for i, (key, table) in enumerate(
+                (
+                    (REQUEST_URI, self._by_uri(keyed, selector_names)),
+                    (_REF_KEY, self._by_ref(keyed)),
+                )
+            )
+        ]
+        # Only the keys go through the joins and the decisions sit next to the input
+        # (same row order), so that no input column (bodies, annotations) is gathered.
+        listing = pl.col(verb).is_in(_LIST_VERBS)
+        masks = [
+            pl.when(listing)
+            .then(pl.col(_MASKS[0].format(i)))
+            .otherwise(pl.col(_MASKS[1].format(i)))
+            for i in range(len(self._target_masks))
+        ]
+        rule = first_rule_expr(
+            masks,
+            verb_mask_exprs(self.rules, pl.col(verb)),
+            user_mask_exprs(self.rules, pl.col(USER), pl.col(GROUPS)),
+        )
+        level, keeps = self._level_and_stage
+        out = pl.concat([keyed.drop(_REF_KEY), *joined], how="horizontal").with_columns(
+            pl.coalesce(f"{name}0", f"{name}1").alias(name) for name in payload
+        )
+        added = [rule.alias(POLICY_RULE)]
+        if "name" in attributes:
+            name = ATTR_COLUMNS["name"]
+            added.append(
+                pl.when(listing).then(pl.col(name)).otherwise(pl.col(_NAME_OTHER)).alias(name)
+            )
+        temporary = [name for name in payload if name not in ATTR_COLUMNS.values()]
+        return (
+            out.with_columns(added)
+            .with_columns(level, keeps)
+            .drop(
+                *temporary,
+                *(f"{name}{i}" for name in payload for i in (0, 1)),
+                *([] if attributes else [verb]),
+            )
+        )
+
+    def _by_uri(self, keyed: pl.LazyFrame, selector_names: bool) -> pl.LazyFrame:
+        """Per distinct URI: the attributes and the URI part of every rule as bitmasks, once
+        for a list or watch (which reads a name from a field selector) and once for any
+        other verb. The path is parsed once per distinct path (a few hundred in a log whose
+        distinct URIs are mostly watches that differ in resourceVersion), and a query only
+        where its name can change a decision (or ``selector_names`` asks for every name)."""
+        split = pl.col(REQUEST_URI).str.splitn("?", 2)
+        uris = keyed.select(REQUEST_URI).unique().filter(pl.col(REQUEST_URI).is_not_null())
+        uris = uris.with_columns(
+            split.struct.field("field_0").alias(_RAW_PATH),
+            split.struct.field("field_1").alias(_QUERY),
+        )
+        error = pl.col(ATTR_COLUMNS["parse_error"])
+        name = ATTR_COLUMNS["name"]
+        paths = with_path_attributes(
+            uris.select(_RAW_PATH).unique(), pl.col(_RAW_PATH), ATTR_COLUMNS, _SELECTABLE
+        ).with_columns(
+            *(
+                pl.when(~error).then(mask).alias(_MASKS[1].format(i))
+                for i, mask in enumerate(self._target_masks)
+            ),
+            name_sensitive_expr(self.rules).alias(_SENSITIVE),
+        )
+        selectable, sensitive = pl.col(_SELECTABLE), pl.col(_SENSITIVE)
+        parsed = selectable if selector_names else selectable & sensitive
+        return (
+            with_selector_name(
+                uris.join(paths, on=_RAW_PATH, how="left"),
+                pl.when(parsed).then(pl.col(_QUERY)),
+                _SELECTED,
+            )
+            .with_columns(
+                pl.col(name).alias(_NAME_OTHER),
+                pl.when(parsed).then(pl.col(_SELECTED)).otherwise(pl.col(name)).alias(name),
+            )
+            .with_columns(
+                pl.when(selectable & sensitive)
+                .then(mask)
+                .otherwise(pl.col(_MASKS[1].format(i)))
+                .alias(_MASKS[0].format(i))
+                for i, mask in enumerate(self._target_masks)
+            )
+        )
+
+    def _by_ref(self, keyed: pl.LazyFrame) -> pl.LazyFrame:
+        """Per distinct objectRef of the rows without a URI: attributes and bitmasks."""
         fallback = {
             "resource_request": pl.col(RESOURCE).is_not_null(),
             "parse_error": pl.lit(value=False),
@@ -269,51 +439,22 @@ class Policy:
             "subresource": pl.col(SUBRESOURCE).fill_null(""),
             "name": pl.col(NAME).fill_null(""),
         }
-        object_ref = (API_GROUP, RESOURCE, SUBRESOURCE, NAMESPACE, NAME)
-        keyed = events.lazy().with_columns(
-            pl.col(VERB).fill_null("").alias(ATTR_COLUMNS["verb"]),
-            pl.col(USER).alias(ATTR_COLUMNS["user"]),
-            pl.col(GROUPS).alias(ATTR_COLUMNS["groups"]),
-            pl.col(GROUPS).list.join("\x1f").alias(_GROUPS_KEY),
-            pl.when(~has_uri)
-            .then(
-                pl.concat_str([pl.col(c).fill_null("\x00") for c in object_ref], separator="\x1f")
-            )
-            .alias(_REF_KEY),
-        )
-        # A log repeats the same requests (lease renewals, watches, probes): decide each
-        # distinct (verb, URI, user, groups) once and join the decision back.
-        keys = [ATTR_COLUMNS["verb"], REQUEST_URI, ATTR_COLUMNS["user"], _GROUPS_KEY, _REF_KEY]
-        verb = pl.col(ATTR_COLUMNS["verb"])
-        rule = pl.when(~pl.col(ATTR_COLUMNS["parse_error"])).then(self._rule_index)
-        decided = (
-            with_request_attributes(
-                keyed.select(*keys, ATTR_COLUMNS["groups"], *object_ref).unique(subset=keys),
-                verb,
-                pl.col(REQUEST_URI),
-                ATTR_COLUMNS,
-            )
+        return (
+            keyed.filter(pl.col(REQUEST_URI).is_null())
+            .select(_REF_KEY, *_OBJECT_REF)
+            .unique(subset=[_REF_KEY])
+            .with_columns(expr.alias(ATTR_COLUMNS[key]) for key, expr in fallback.items())
             .with_columns(
-                pl.when(has_uri)
-                .then(pl.col(ATTR_COLUMNS[key]))
-                .otherwise(expr)
-                .alias(ATTR_COLUMNS[key])
-                for key, expr in fallback.items()
+                mask.alias(name.format(i))
+                for i, mask in enumerate(self._target_masks)
+                for name in _MASKS
             )
-            .with_columns(rule.alias(POLICY_RULE))
-            .select(*keys, *(ATTR_COLUMNS[key] for key in fallback), POLICY_RULE)
+            .with_columns(pl.col(ATTR_COLUMNS["name"]).alias(_NAME_OTHER))
         )
-        level, keeps = self._level_and_stage
-        # Join only the keys and put the decisions next to the input (same row order), so
-        # that no input column (bodies, annotations) is gathered through the join.
-        decisions = (
-            keyed.select(keys)
-            .join(decided, on=keys, how="left", nulls_equal=True, maintain_order="left")
-            .drop(keys)
-        )
-        return pl.concat(
-            [keyed.drop(_GROUPS_KEY, _REF_KEY), decisions], how="horizontal"
-        ).with_columns(level, keeps)
+
+    @cached_property
+    def _target_masks(self) -> list[pl.Expr]:
+        return target_mask_exprs(self.rules)
 
     def estimate_volume(
         self, events: pl.LazyFrame | pl.DataFrame, *, observed_policy: Policy | None = None
