@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LAKE   ?= build/demo-lake
 
-.PHONY: demo test lint lab bench report sample browser clean
+.PHONY: demo test lint lab bench report sample browser java clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks,spark]"
 	touch $(STAMP)
 
 ## demo: load the bundled sample into $(LAKE) and show what it holds
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/kaudit demo --lake $(LAKE)
 
 ## test: lint, type-check and run every test (notebooks included)
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser java
 	$(BIN)/python -m pytest
 
 # The report's browser test needs Chromium; install it where we can (root with apt), else the
@@ -27,6 +27,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the browser test will be skipped"; }
+
+# The Spark engine's tests need a Java 17+ runtime; install it where we can (root with apt), else
+# those tests skip and say why.
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null) || \
+	  echo "java not installed: the Spark tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -67,7 +67,19 @@ from kaudit_analytics.schema import (
 if TYPE_CHECKING:
     from kaudit_analytics.policy import Policy
 
-__all__ = ["BY_RULE_SCHEMA", "VolumeEstimate", "estimate_volume", "predicted_events"]
+__all__ = [
+    "BODY_PARTS_SCHEMA",
+    "BY_RULE_SCHEMA",
+    "OBSERVED_SUMS",
+    "VOLUME_SUMS",
+    "VolumeEstimate",
+    "body_model_parts",
+    "estimate_volume",
+    "observed_parts",
+    "predicted_events",
+    "volume_estimate",
+    "volume_parts",
+]
 
 _LONG_VERBS = ("watch", "proxy")
 _LONG_SUBRESOURCES = ("attach", "exec", "proxy", "log", "portforward")
@@ -373,16 +385,61 @@ DEFAULT_RESPONSE_BYTES = 2_000
 DEFAULT_LIST_RESPONSE_BYTES = 20_000
 
 
-def _body_model(events: pl.LazyFrame) -> pl.LazyFrame:
+#: What ``body_model_parts`` returns: additive sums and counts of the captured body sizes.
+BODY_PARTS_SCHEMA = pl.Schema(
+    {
+        API_GROUP: pl.String,
+        RESOURCE: pl.String,
+        VERB: pl.String,
+        "req_sum": pl.Int64,
+        "req_n": pl.Int64,
+        "resp_sum": pl.Int64,
+        "resp_n": pl.Int64,
+    }
+)
+_BODY_SUMS = ("req_sum", "req_n", "resp_sum", "resp_n")
+
+
+def body_model_parts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Sums and counts of captured body sizes per (api_group, resource, verb).
+
+    Additive: the parts of disjoint slices of the events add up to the parts of the whole,
+    so a distributed engine computes them per batch and sums them (``_body_model`` does).
+    """
+    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
+    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
+    return (
+        events.group_by(API_GROUP, RESOURCE, VERB)
+        .agg(
+            req.sum().alias("req_sum"),
+            req.count().cast(pl.Int64).alias("req_n"),
+            resp.sum().alias("resp_sum"),
+            resp.count().cast(pl.Int64).alias("resp_n"),
+        )
+        .cast(dict(BODY_PARTS_SCHEMA))  # type: ignore[arg-type]
+    )
+
+
+def _mean(total: str, count: str) -> pl.Expr:
+    return pl.when(pl.col(count) > 0).then(pl.col(total) / pl.col(count))
+
+
+def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
     """Mean body sizes per (api_group, resource, verb) where the bodies were captured,
-    falling back to the verb's mean over all resources, then to the defaults above."""
-    means = [
-        pl.col(REQUEST_OBJECT_BYTES).cast(pl.Float64).mean().alias("model_req"),
-        pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Float64).mean().alias("model_resp"),
-    ]
-    by_verb = events.group_by(VERB).agg(
-        pl.col(REQUEST_OBJECT_BYTES).cast(pl.Float64).mean().alias("verb_req"),
-        pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Float64).mean().alias("verb_resp"),
+    falling back to the verb's mean over all resources, then to the defaults above.
+
+    ``parts`` are ``body_model_parts`` of the events, or of slices of them (summed here).
+    """
+    sums = [pl.col(name).sum() for name in _BODY_SUMS]
+    parts = parts.group_by(API_GROUP, RESOURCE, VERB).agg(sums)
+    by_verb = (
+        parts.group_by(VERB)
+        .agg(sums)
+        .select(
+            VERB,
+            _mean("req_sum", "req_n").alias("verb_req"),
+            _mean("resp_sum", "resp_n").alias("verb_resp"),
+        )
     )
     default_resp = (
         pl.when(pl.col(VERB) == "list")
@@ -390,8 +447,10 @@ def _body_model(events: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(DEFAULT_RESPONSE_BYTES)
     )
     return (
-        events.group_by(API_GROUP, RESOURCE, VERB)
-        .agg(means)
+        parts.with_columns(
+            _mean("req_sum", "req_n").alias("model_req"),
+            _mean("resp_sum", "resp_n").alias("model_resp"),
+        )
         .join(by_verb, on=VERB, how="left", nulls_equal=True)
         .select(
             API_GROUP,
@@ -588,10 +647,17 @@ _NEEDED = (
 )
 
 
-def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
+def predicted_events(
+    policy: Policy, events: pl.LazyFrame, *, body_parts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """One row per event the policy would write for the observed requests.
 
     Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized.
+
+    ``events`` must hold every event of each request it holds (the replay is per request).
+    Bodies that were not captured are modelled from ``body_parts`` (``body_model_parts`` of
+    all the observed events), by default from ``events`` themselves: a distributed engine
+    that gives this function one slice of the requests at a time passes the parts of all.
     """
     light = [
         CLUSTER, AUDIT_ID, DATE, LEVEL, USER, CODE, TRUNCATED, API_GROUP, RESOURCE, VERB,
@@ -622,37 +688,61 @@ def predicted_events(policy: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
         # The decision is per request, so a request the policy drops has no row left.
         .filter(pl.col("policy_level") != "None")
     )
+    parts = body_model_parts(events) if body_parts is None else body_parts
     requests = _per_request(evaluated, policy).join(
-        _body_model(events), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
+        _body_model(parts), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
     )
     return _stage_rows(requests, policy)
 
 
-def estimate_volume(
-    policy: Policy, events: pl.LazyFrame, *, never_logged: tuple[str, ...] = ()
-) -> VolumeEstimate:
-    """See ``Policy.estimate_volume``."""
-    # Materialised once: both tables below read it.
-    stages = predicted_events(policy, events).collect().lazy()
-    bytes_ = pl.col("bytes")
+#: The additive measures of ``volume_parts``; ``volume_estimate`` sums them.
+VOLUME_SUMS = ("events", "bytes", "exact_bytes", "modelled_bytes", "synthesized_events")
+#: What ``observed_parts`` returns; ``requests`` adds up only over slices that split no request.
+OBSERVED_SUMS = ("events", "bytes", "requests")
+
+
+def volume_parts(stages: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """``(by_rule, by_day)`` sums of ``predicted_events``: additive over slices of requests."""
     sums = [
         pl.len().cast(pl.Int64).alias("events"),
-        bytes_.sum().alias("bytes"),
+        pl.col("bytes").sum().alias("bytes"),
         pl.col("exact_bytes").sum(),
         pl.col("modelled_bytes").sum(),
         pl.col("synthesized").sum().cast(pl.Int64).alias("synthesized_events"),
     ]
-    by_rule_lf = (
-        stages.group_by("rule", "level", "stage").agg(sums).sort("rule", "stage", nulls_last=True)
-    )
-    by_day_lf = stages.group_by(DATE).agg(sums).sort(DATE)
-    observed_lf = events.select(
+    return stages.group_by("rule", "level", "stage").agg(sums), stages.group_by(DATE).agg(sums)
+
+
+def observed_parts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Events, bytes and requests (distinct audit IDs) the input holds, as one row."""
+    return events.select(
         pl.len().cast(pl.Int64).alias("events"),
         pl.col(EVENT_BYTES).cast(pl.Int64).sum().alias("bytes"),
         pl.col(AUDIT_ID).n_unique().cast(pl.Int64).alias("requests"),
     )
-    by_rule, by_day, observed = pl.collect_all([by_rule_lf, by_day_lf, observed_lf])
-    by_rule = by_rule.cast(dict(BY_RULE_SCHEMA))  # type: ignore[arg-type]
+
+
+def volume_estimate(
+    by_rule: pl.DataFrame,
+    by_day: pl.DataFrame,
+    observed: pl.DataFrame,
+    *,
+    never_logged: tuple[str, ...] = (),
+) -> VolumeEstimate:
+    """The estimate from ``volume_parts`` and ``observed_parts`` of one or many slices.
+
+    Every figure is a sum, so the parts of slices (a distributed engine's partitions) give
+    the same estimate as the parts of the whole.
+    """
+    sums = [pl.col(name).sum().cast(pl.Int64) for name in VOLUME_SUMS]
+    by_rule = (
+        by_rule.group_by("rule", "level", "stage")
+        .agg(sums)
+        .sort("rule", "stage", nulls_last=True)
+        .cast(dict(BY_RULE_SCHEMA))  # type: ignore[arg-type]
+    )
+    by_day = by_day.group_by(DATE).agg(sums).sort(DATE)
+    seen = observed.select(pl.col(name).sum().cast(pl.Int64) for name in OBSERVED_SUMS).row(0)
     notes = [
         "Requests the observed policy did not log are not in the data and cannot be replayed.",
     ]
@@ -666,11 +756,22 @@ def estimate_volume(
         bytes=int(by_rule["bytes"].sum()),
         exact_bytes=int(by_rule["exact_bytes"].sum()),
         modelled_bytes=int(by_rule["modelled_bytes"].sum()),
-        observed_events=int(observed["events"][0]),
-        observed_bytes=int(observed["bytes"][0] or 0),
-        requests=int(observed["requests"][0]),
+        observed_events=int(seen[0] or 0),
+        observed_bytes=int(seen[1] or 0),
+        requests=int(seen[2] or 0),
         by_rule=by_rule,
         by_day=by_day,
         never_logged=never_logged,
         notes=tuple(notes),
     )
+
+
+def estimate_volume(
+    policy: Policy, events: pl.LazyFrame, *, never_logged: tuple[str, ...] = ()
+) -> VolumeEstimate:
+    """See ``Policy.estimate_volume``."""
+    # Materialised once: both tables below read it.
+    stages = predicted_events(policy, events).collect().lazy()
+    by_rule, by_day = volume_parts(stages)
+    parts = pl.collect_all([by_rule, by_day, observed_parts(events)])
+    return volume_estimate(*parts, never_logged=never_logged)

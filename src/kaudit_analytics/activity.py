@@ -78,6 +78,8 @@ from kaudit_analytics.schema import (
 )
 
 __all__ = [
+    "CUBE_PART_MEASURES",
+    "CUBE_RAW_KEYS",
     "OTHER",
     "activity_by_hour_and_weekday",
     "activity_by_namespace_and_user",
@@ -85,7 +87,11 @@ __all__ = [
     "activity_by_user_and_verb",
     "activity_cube",
     "actor_activity",
+    "cube_from_parts",
+    "cube_parts",
     "example_events",
+    "hour_and_weekday_from_parts",
+    "hour_and_weekday_parts",
     "latency_histogram",
     "latency_percentiles",
     "long_running_sessions",
@@ -614,17 +620,50 @@ def activity_cube(events: pl.LazyFrame) -> pl.LazyFrame:
     >>> cube.height, cube["requests"].sum()
     (6, 6)
     """
+    return cube_from_parts(cube_parts(events))
+
+
+#: The raw columns ``cube_parts`` groups by (labelled only afterwards, in ``cube_from_parts``).
+CUBE_RAW_KEYS = (USER, USER_EXTRA, VERB, RESOURCE, API_GROUP, SUBRESOURCE, NAMESPACE)
+#: The additive measures of ``cube_parts``.
+CUBE_PART_MEASURES = ("requests", "events", "bytes", "denied")
+
+
+def cube_parts(events: pl.LazyFrame, *extra: pl.Expr) -> pl.LazyFrame:
+    """The cube's first pass: measures per raw (user, user_extra, verb, resource …) key.
+
+    Additive over slices of the events that split no request (a request's events are all in
+    one slice): a distributed engine computes these per partition and sums them by
+    ``CUBE_RAW_KEYS``, keeping the ``groups`` of the key's first event; ``cube_from_parts``
+    does the rest. ``extra`` aggregations are added to each group (an engine's bookkeeping).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from kaudit_analytics import activity
+    >>> events = activity.example_events()
+    >>> halves = [events.head(3), events.slice(3)]  # no request is split between them
+    >>> parts = pl.concat([activity.cube_parts(half) for half in halves])
+    >>> whole = activity.activity_cube(events).collect().sort("actor", "verb")
+    >>> activity.cube_from_parts(parts).collect().sort("actor", "verb").equals(whole)
+    True
+    """
     # Group by the raw columns first and label the few thousand groups afterwards: labelling
     # two million rows (the EKS role inside user_extra, the kubectl resource spelling) is
     # what made this pass slow. Labels map raw keys one to one, so no request is split.
-    raw_keys = (USER, USER_EXTRA, VERB, RESOURCE, API_GROUP, SUBRESOURCE, NAMESPACE)
+    return events.group_by(*CUBE_RAW_KEYS).agg(
+        *_measures(),
+        _requests(exprs.IS_DENIED).alias("denied"),
+        pl.col(GROUPS).first(),
+        *extra,
+    )
+
+
+def cube_from_parts(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """``activity_cube`` from ``cube_parts`` of the events or of slices of them."""
     return (
-        events.group_by(*raw_keys)
-        .agg(
-            *_measures(),
-            _requests(exprs.IS_DENIED).alias("denied"),
-            pl.col(GROUPS).first(),
-        )
+        parts.group_by(*CUBE_RAW_KEYS)
+        .agg(pl.col(*CUBE_PART_MEASURES).sum(), pl.col(GROUPS).first())
         .with_columns(
             _ACTOR_LABEL.alias("actor"),
             _VERB_LABEL.alias(VERB),
@@ -767,10 +806,30 @@ def activity_by_hour_and_weekday(events: pl.LazyFrame) -> pl.LazyFrame:
     >>> out.height, out["requests"].sum()
     (168, 6)
     """
+    return hour_and_weekday_from_parts(hour_and_weekday_parts(events))
+
+
+def hour_and_weekday_parts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Requests, events and bytes per (weekday, hour) cell that has any.
+
+    Additive over slices that split no request (its events share ``request_ts``).
+
+    Examples
+    --------
+    >>> from kaudit_analytics import activity
+    >>> parts = activity.hour_and_weekday_parts(activity.example_events())
+    >>> activity.hour_and_weekday_from_parts(parts).collect()["requests"].sum()
+    6
+    """
+    return events.group_by(exprs.day_of_week(), exprs.hour_of_day()).agg(_measures())
+
+
+def hour_and_weekday_from_parts(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """``activity_by_hour_and_weekday`` from ``hour_and_weekday_parts`` (of slices, summed)."""
     grid = pl.LazyFrame({"weekday": list(range(1, 8))}, schema={"weekday": pl.Int8}).join(
         pl.LazyFrame({"hour": list(range(24))}, schema={"hour": pl.Int8}), how="cross"
     )
-    cells = events.group_by(exprs.day_of_week(), exprs.hour_of_day()).agg(_measures())
+    cells = parts.group_by("weekday", "hour").agg(_resum())
     return (
         grid.join(cells, on=["weekday", "hour"], how="left")
         .with_columns(

@@ -66,7 +66,10 @@ __all__ = [
     "control_evidence",
     "decide",
     "evidence",
+    "observation_counts",
     "observations",
+    "observations_from_counts",
+    "order_evidence",
     "policy_coverage",
     "prepare",
     "severity_at_least",
@@ -752,13 +755,30 @@ def evidence(
     0
     """
     rows, ctx = _prepared(events, ctx, prepared)
-    order = {c.id: i for i, c in enumerate(CONTROLS)}
     frames = [control_evidence(rows, c, ctx, prepared=True) for c in controls]
     if not frames:
         return pl.LazyFrame(schema=EVIDENCE_SCHEMA)
+    return order_evidence(pl.concat(frames))
+
+
+def order_evidence(found: pl.LazyFrame) -> pl.LazyFrame:
+    """Findings in report order: catalogue order of the controls, then time order.
+
+    ``evidence`` returns them so; an engine that gathers findings from several workers
+    orders the union with this.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.compliance import EVIDENCE_SCHEMA, order_evidence
+    >>> import polars as pl
+    >>> order_evidence(pl.LazyFrame(schema=EVIDENCE_SCHEMA)).collect().width
+    14
+    """
+    order = {c.id: i for i, c in enumerate(CONTROLS)}
     return (
-        pl.concat(frames)
-        .with_columns(pl.col("control").replace_strict(order, default=len(order)).alias("_order"))
+        found.with_columns(
+            pl.col("control").replace_strict(order, default=len(order)).alias("_order")
+        )
         .sort("_order", "when", s.SOURCE_FILE, s.SOURCE_LINE, s.AUDIT_ID, "detail", nulls_last=True)
         .drop("_order")
     )
@@ -794,7 +814,30 @@ def observations(
     >>> observations(empty_events().lazy(), window).collect()["events"].to_list()
     [0]
     """
-    scoped = [ctrl for ctrl in controls if ctrl.scope is not None]
+    rows = events if prepared else ev.prepare(events, window)
+    return observations_from_counts(observation_counts(rows, controls), controls)
+
+
+def _scoped(controls: Iterable[Control]) -> list[Control]:
+    return [ctrl for ctrl in controls if ctrl.scope is not None]
+
+
+def observation_counts(
+    prepared: pl.LazyFrame, controls: Iterable[Control] = CONTROLS
+) -> pl.LazyFrame:
+    """Prepared events counted (``_n``) per distinct value of the columns the scopes read.
+
+    The first half of ``observations``, and additive: the counts of disjoint slices of the
+    window, summed by the other columns, are the counts of the whole.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.compliance import observation_counts, prepare
+    >>> from kaudit_analytics.schema import empty_events
+    >>> "_n" in observation_counts(prepare(empty_events().lazy())).collect_schema().names()
+    True
+    """
+    scoped = _scoped(controls)
     # Count once per distinct combination of the columns the scopes read (a few thousand
     # rows even for millions of events), then evaluate every scope on those counts.
     keys = sorted(
@@ -802,6 +845,13 @@ def observations(
             *(ctrl.scope.meta.root_names() for ctrl in scoped if ctrl.scope is not None)
         )
     )
+    return prepared.group_by(keys).agg(pl.len().alias("_n"))
+
+
+def observations_from_counts(
+    counts: pl.LazyFrame, controls: Iterable[Control] = CONTROLS
+) -> pl.LazyFrame:
+    """``observations`` from ``observation_counts`` (of the window, or of slices of it)."""
     n = pl.col("_n")
     level = pl.col(s.LEVEL).to_physical()
     columns: list[pl.Expr] = [n.sum().cast(pl.Int64).alias("events")]
@@ -812,7 +862,7 @@ def observations(
         .alias(f"stage:{stage}")
         for stage in s.STAGES
     ]
-    for ctrl in scoped:
+    for ctrl in _scoped(controls):
         assert ctrl.scope is not None  # for the type checker: filtered above
         scope = ctrl.scope.fill_null(value=False)
         below = scope & (level < _level_rank(ctrl.level))
@@ -821,8 +871,7 @@ def observations(
             n.filter(below).sum().cast(pl.Int64).alias(f"{ctrl.id}:below"),
             level.filter(below).max().cast(pl.Int64).alias(f"{ctrl.id}:below_level"),
         ]
-    rows = events if prepared else ev.prepare(events, window)
-    return rows.group_by(keys).agg(pl.len().alias("_n")).select(columns)
+    return counts.select(columns)
 
 
 # --------------------------------------------------------------------------- policy coverage

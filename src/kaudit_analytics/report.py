@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -59,12 +59,16 @@ __all__ = [
     "ControlRow",
     "Report",
     "ReportError",
+    "assemble_report",
     "assess",
+    "assessment",
+    "baseline_rows",
     "build_report",
     "chart_specs",
     "charts",
     "control_table",
     "coverage_table",
+    "daily_events",
     "exit_code",
     "parse_window",
     "report_from_lake",
@@ -192,10 +196,35 @@ def assess(
             c.observations(events, ctx.window, controls, prepared=True),
         ]
     )
+    return assessment(
+        ctx.window,
+        found,
+        observed.row(0, named=True),
+        controls=controls,
+        coverage=coverage,
+        baseline_events=baseline_events,
+    )
+
+
+def assessment(
+    window: c.Window,
+    found: pl.DataFrame,
+    observed: Mapping[str, Any],
+    *,
+    controls: Sequence[c.Control] = c.CONTROLS,
+    coverage: Sequence[c.Coverage] = (),
+    baseline_events: int | None = None,
+) -> Assessment:
+    """The controls' results from collected evidence and the one row of ``observations``.
+
+    What ``assess`` does once it has collected; an engine that computes the evidence and the
+    observations elsewhere (``kaudit_analytics.spark``) decides the controls with this.
+    """
     counts = dict(found.group_by("control").len().iter_rows())
-    row = observed.row(0, named=True)
-    results = c.decide(controls, row, counts, coverage=coverage, baseline_events=baseline_events)
-    return Assessment(ctx.window, int(row["events"]), results, found)
+    results = c.decide(
+        controls, observed, counts, coverage=coverage, baseline_events=baseline_events
+    )
+    return Assessment(window, int(observed["events"]), results, found)
 
 
 # --------------------------------------------------------------------------- the report
@@ -268,14 +297,15 @@ class Report:
         return counts
 
 
-def _humans(prepared: pl.LazyFrame) -> pl.LazyFrame:
+def baseline_rows(prepared: pl.LazyFrame) -> pl.LazyFrame:
     """The human rows of a prepared window: all a later window's first-seen controls need."""
     return prepared.filter(pl.col(ACTOR_COL) == "human").select(
         s.CLUSTER, s.USER, s.USER_AGENT, s.SOURCE_IPS, ACTOR_COL, LAST_COL
     )
 
 
-def _daily(events: pl.LazyFrame, window: c.Window) -> pl.LazyFrame:
+def daily_events(events: pl.LazyFrame, window: c.Window) -> pl.LazyFrame:
+    """Events per UTC ``day`` of the window (additive over slices of the events)."""
     return (
         events.filter(window.contains())
         .group_by(pl.col(s.REQUEST_TS).dt.date().alias("day"))
@@ -345,7 +375,7 @@ def build_report(
     # One window in memory at a time, oldest first: each window's humans are the next
     # window's baseline for the first-seen controls, and nothing else is carried over.
     oldest = c.prepare(events, previous.previous())
-    baseline, size = pl.collect_all([_humans(oldest), oldest.select(pl.len())])
+    baseline, size = pl.collect_all([baseline_rows(oldest), oldest.select(pl.len())])
     assessments = []
     for span in (previous, window):
         frame = c.prepare(events, span).collect()
@@ -360,19 +390,51 @@ def build_report(
                 prepared=True,
             )
         )
-        baseline, size = _humans(frame.lazy()).collect(), pl.DataFrame({"len": [frame.height]})
+        baseline, size = (
+            baseline_rows(frame.lazy()).collect(),
+            pl.DataFrame({"len": [frame.height]}),
+        )
         clusters = tuple(frame[s.CLUSTER].drop_nulls().unique().sort().to_list())
-        daily = _daily(frame.lazy(), span).collect()
+        daily = daily_events(frame.lazy(), span).collect()
         del frame
     before, now = assessments
+    return assemble_report(
+        before,
+        now,
+        clusters=clusters,
+        daily=daily,
+        settings=settings,
+        controls=controls,
+        coverage=coverage,
+        policy_name=policy_name,
+        title=title,
+    )
+
+
+def assemble_report(
+    before: Assessment,
+    now: Assessment,
+    *,
+    clusters: tuple[str, ...],
+    daily: pl.DataFrame,
+    settings: c.Settings,
+    controls: Sequence[c.Control] = c.CONTROLS,
+    coverage: tuple[c.Coverage, ...] = (),
+    policy_name: str | None = None,
+    title: str = "Kubernetes audit compliance report",
+) -> Report:
+    """The report from the previous and the current window's assessments.
+
+    ``daily`` holds the current window's events per UTC ``day`` (``events`` column).
+    """
     rows = tuple(
         ControlRow(ctrl, result, prior)
         for ctrl, result, prior in zip(controls, now.results, before.results, strict=True)
     )
     return Report(
         title=title,
-        window=window,
-        previous_window=previous,
+        window=now.window,
+        previous_window=before.window,
         settings=settings,
         rows=rows,
         events=now.events,

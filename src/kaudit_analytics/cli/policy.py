@@ -99,27 +99,56 @@ def _retention_options(command: Any) -> Any:
     return command
 
 
+def _estimate(
+    policy: _policy.Policy, observed: _policy.Policy | None, lake: str, engine: str, master: str
+) -> tuple[_policy.VolumeEstimate, float]:
+    """The estimate and the hours the traffic spans, on polars or on Spark."""
+    if engine == "spark":
+        from kaudit_analytics import spark as _spark
+
+        try:
+            events = _spark.scan(_spark.session(master, app_name="kaudit policy simulate"), lake)
+        except _spark.SparkUnavailableError as err:
+            raise click.ClickException(str(err)) from err
+        est = _spark.estimate_volume(events, policy, observed_policy=observed)
+        return est, _spark.observed_hours(events)
+    frame = _events(lake)
+    return policy.estimate_volume(frame, observed_policy=observed), _policy.observed_hours(frame)
+
+
+_ENGINE_OPTIONS = (
+    click.option("--engine", type=click.Choice(["polars", "spark"]), default="polars",
+                 show_default=True, help="polars on this machine, or Apache Spark."),
+    click.option("--master", default="local[*]", show_default=True,
+                 help="With --engine spark: the Spark master (local[N], spark://…, yarn, k8s://…)."),
+)  # fmt: skip
+
+
+def _engine_options(command: Any) -> Any:
+    for option in reversed(_ENGINE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @policy_group.command("simulate")
 @click.argument("policy")
-@click.option("--lake", required=True, help="Lake folder with the observed traffic.")
+@click.option("--lake", required=True, help="Lake folder (or s3a://… with Spark).")
 @click.option("--observed", help="The policy the traffic was logged under (for the lower bound).")
 @click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True)
 @_retention_options
+@_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Totals and table as JSON.")
 def simulate_command(
     policy: str, lake: str, observed: str | None, by: str, price: str, maxsize: int,
-    maxbackup: int, maxage: int, as_json: bool,
+    maxbackup: int, maxage: int, engine: str, master: str, as_json: bool,
 ) -> None:  # fmt: skip
     """What POLICY would write for the traffic in the lake: events, bytes, retention, cost."""
     with _user_errors():
-        events = _events(lake)
-        est = _load(policy).estimate_volume(
-            events, observed_policy=_load(observed) if observed else None
-        )
+        candidate, before = _load(policy), _load(observed) if observed else None
+        est, hours = _estimate(candidate, before, lake, engine, master)
         cost = _policy.costs(
-            est.bytes, _policy.observed_hours(events),
-            _policy.Retention(maxsize, maxbackup, maxage), _policy.PRICES[price],
-        )  # fmt: skip
+            est.bytes, hours, _policy.Retention(maxsize, maxbackup, maxage), _policy.PRICES[price]
+        )
     table = est.by_rule if by == "rule" else est.by_day
     names = ("events", "bytes", "exact_bytes", "modelled_bytes", "observed_events",
              "observed_bytes", "delta_events", "delta_bytes")  # fmt: skip

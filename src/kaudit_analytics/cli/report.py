@@ -7,6 +7,7 @@ did, 2 when the report could not be made (bad option, missing lake, invalid poli
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import click
 
@@ -15,6 +16,7 @@ from kaudit_analytics.cli import main
 from kaudit_analytics.compliance import SEVERITIES, Severity
 from kaudit_analytics.lake import LakeError
 from kaudit_analytics.policy import PolicyError
+from kaudit_analytics.spark import SparkUnavailableError
 
 
 class _ReportFailed(click.ClickException):
@@ -36,6 +38,19 @@ class _ReportFailed(click.ClickException):
     help="Comma-separated renderings; evidence.parquet and evidence.csv are always written.",
 )
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings this severe.")
+@click.option(
+    "--engine",
+    type=click.Choice(["polars", "spark"]),
+    default="polars",
+    show_default=True,
+    help="polars on this machine, or Apache Spark.",
+)
+@click.option(
+    "--master",
+    default="local[*]",
+    show_default=True,
+    help="With --engine spark: the Spark master (local[N], spark://…, yarn, k8s://…).",
+)
 def report_command(
     lake: str,
     since: str,
@@ -45,6 +60,8 @@ def report_command(
     out: str,
     formats: str,
     fail_on: Severity | None,
+    engine: str,
+    master: str,
 ) -> None:
     """Assess the compliance controls over a window and write the report and its evidence.
 
@@ -53,11 +70,16 @@ def report_command(
     """
     try:
         window = _report.parse_window(since, until, now=dt.datetime.now(dt.UTC))
-        result = _report.report_from_lake(
-            lake, window, policy_path=policy, cluster=list(cluster) or None
-        )
+        make = _report.report_from_lake
+        if engine == "spark":
+            from kaudit_analytics import spark as _spark
+
+            make = functools.partial(
+                _spark.report_from_lake, _spark.session(master, app_name="kaudit report")
+            )
+        result = make(lake, window, policy_path=policy, cluster=list(cluster) or None)
         written = _report.write_report(result, out, formats.split(","))
-    except (_report.ReportError, LakeError, PolicyError, OSError) as error:
+    except (_report.ReportError, LakeError, PolicyError, OSError, SparkUnavailableError) as error:
         raise _ReportFailed(str(error)) from None
     counts = ", ".join(f"{n} {status}" for status, n in result.status_counts().items())
     click.echo(f"{len(result.rows)} controls over {result.events} events: {counts}")
