@@ -23,6 +23,7 @@ import kaudit_analytics as ka
 from kaudit_analytics import lake as lake_mod
 from kaudit_analytics import loader
 from kaudit_analytics import schema as s
+from kaudit_analytics.sample import SAMPLE_DIR
 
 # Native audit.k8s.io events (v1, v1beta1, v1alpha1), as JSON lines or one JSON document.
 NATIVE_SAMPLES = [
@@ -531,3 +532,19 @@ def test_key_index_agrees_with_a_set(batches: list[list[int]]) -> None:
         unique[np.unique(keys, return_index=True)[1]] = True
         index.add(h1[fresh & unique], h2[fresh & unique])
         seen.update(batch)
+
+
+def test_repeated_values_are_dictionary_encoded_nested_ones_too(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    ka.ingest(SAMPLE_DIR, lake)
+    file = next((lake / "events").rglob("*.parquet"))
+    query = (
+        "SELECT path_in_schema, bool_or(encodings LIKE '%DICTIONARY%') "
+        f"FROM parquet_metadata('{file}') GROUP BY ALL"
+    )
+    dictionary = dict(duckdb.execute(query).fetchall())
+    # Group names, source IPs and annotation values repeat across events: a list's items are
+    # a leaf column of their own, which the writer must be told about by its path.
+    for path in ("user", "groups, list, element", "annotations, list, element, value"):
+        assert dictionary[path], path
+    assert not dictionary[s.AUDIT_ID]  # unique per event: no dictionary attempt
