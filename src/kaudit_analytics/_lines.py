@@ -8,6 +8,7 @@ can resume a growing file after its last complete line and point at any line it 
 from __future__ import annotations
 
 import codecs
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -152,6 +153,18 @@ def _utf8_errors(data: bytes | memoryview, starts: np.ndarray) -> list[int]:
             return bad
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A reusable mask as long as a block: a fresh 16 MiB array per block cost page faults and
+    zeroing of new memory (a twentieth of a load's CPU time in a profile)."""
+    mask: np.ndarray | None = getattr(_SCRATCH, "mask", None)
+    if mask is None or len(mask) < size:
+        mask = _SCRATCH.mask = np.empty(max(size, CHUNK_BYTES + (1 << 20)), dtype=bool)
+    return mask[:size]
+
+
 def split_lines(
     data: bytes | memoryview,
     *,
@@ -165,7 +178,7 @@ def split_lines(
     the line end is not counted; invalid UTF-8 and over-long lines become ``BadLine`` records.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
+    ends = np.flatnonzero(np.equal(buf, 10, out=_scratch(len(buf))))
     starts = np.empty_like(ends)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
