@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import kaudit_analytics as ka
 from kaudit_analytics._policy_frames import events_frame
+from kaudit_analytics._policy_uri import _list_name, list_query_key
 from kaudit_analytics.policy import (
     POLICY_KEEPS_STAGE,
     POLICY_LEVEL,
@@ -150,7 +151,9 @@ def queries(draw: st.DrawFn) -> str:
     params = []
     for _ in range(draw(st.integers(0, 3))):
         kind = draw(
-            st.sampled_from(["sel", "sel", "sel", "limit", "timeoutSeconds", "watch", "other"])
+            st.sampled_from(
+                ["sel", "sel", "sel", "limit", "timeoutSeconds", "watch", "version", "other"]
+            )
         )
         if kind == "sel":
             terms = [
@@ -164,10 +167,31 @@ def queries(draw: st.DrawFn) -> str:
             params.append(
                 kind
                 + "="
-                + draw(st.sampled_from(["500", "abc", "", "+5", "-1", "99999999999999999999"]))
+                + draw(
+                    st.sampled_from(
+                        [
+                            "500",
+                            "abc",
+                            "",
+                            "+5",
+                            "-1",
+                            "0123",
+                            "123456789012345678",
+                            "9223372036854775807",
+                            "9223372036854775808",
+                            "99999999999999999999",
+                        ]
+                    )
+                )
             )
         elif kind == "watch":
             params.append("watch=" + draw(st.sampled_from(["true", "1", "false"])))
+        elif kind == "version":
+            # What makes every watch URI distinct (the parse is shared across them).
+            params.append(
+                draw(st.sampled_from(["resourceVersion=", "timeout=", "xtimeout="]))
+                + draw(st.sampled_from(["4711", "5m3s", "", "a;b"]))
+            )
         else:
             params.append(draw(st.sampled_from(["pretty=true", "x;y=1", "fieldSelector=a%zz"])))
     return ("?" + "&".join(params)) if params else draw(st.sampled_from(["", "?"]))
@@ -388,6 +412,15 @@ selector_requests = st.fixed_dictionaries(
 def test_field_selector_names_agree(rows: list[dict[str, Any]]) -> None:
     """List/watch with field selectors: the name they pin decides resourceNames rules."""
     assert_agrees(FIXED_POLICY, events_frame(rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(query=queries())
+def test_list_query_key_keeps_the_list_name(query: str) -> None:
+    """The shortened query a selector is parsed from pins the same name as the query."""
+    query = query.removeprefix("?")
+    key = pl.select(list_query_key(pl.lit(query))).item()
+    assert _list_name(key) == _list_name(query), key
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

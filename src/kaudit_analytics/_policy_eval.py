@@ -196,6 +196,8 @@ def _target_expr(rule: PolicyRule) -> pl.Expr:
 # first rule that all parts allow is the lowest set bit of their AND.
 
 _WORD = 64
+#: Up to this many listed verbs or users are looked up by comparisons, more by a hash map.
+_CHAIN = 8
 
 
 def _word_rules(rules: Sequence[PolicyRule]) -> list[list[tuple[int, PolicyRule]]]:
@@ -244,8 +246,9 @@ def name_sensitive_expr(rules: Sequence[PolicyRule]) -> pl.Expr:
 def _lookup(
     word: Sequence[tuple[int, PolicyRule]], key: str, value: pl.Expr | None
 ) -> tuple[pl.Expr, dict[str, int]]:
-    """The bits of the rules without ``key`` (or with ``value`` listed, when given: one
-    hash lookup per row) and, per listed value, the bits of the rules that list it."""
+    """The bits of the rules without ``key`` (or with ``value`` listed, when given: a few
+    comparisons or one hash lookup per row) and, per listed value, the bits of the rules
+    that list it."""
     listed: dict[str, int] = {}
     for index, rule in word:
         for item in dict.fromkeys(getattr(rule, key)):
@@ -253,10 +256,17 @@ def _lookup(
     free = sum(1 << (i % _WORD) for i, r in word if not getattr(r, key))
     mask = pl.lit(free, dtype=pl.UInt64)
     if listed and value is not None:
-        found = value.replace_strict(
-            list(listed), list(listed.values()), default=0, return_dtype=pl.UInt64
-        )
-        mask = mask | found.fill_null(0)
+        if len(listed) <= _CHAIN:
+            # A few string comparisons are cheaper than hashing every row.
+            zero = pl.lit(0, dtype=pl.UInt64)
+            for item, bits in listed.items():
+                hit = pl.when(value == item).then(pl.lit(bits, dtype=pl.UInt64))
+                mask = mask | hit.otherwise(zero)
+        else:
+            found = value.replace_strict(
+                list(listed), list(listed.values()), default=0, return_dtype=pl.UInt64
+            )
+            mask = mask | found.fill_null(0)
     return mask, listed
 
 

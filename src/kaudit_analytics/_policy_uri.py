@@ -24,7 +24,13 @@ import polars as pl
 
 from kaudit_analytics._policy_types import RequestInfo
 
-__all__ = ["PARSE_ERROR", "parse_request_info", "with_path_attributes", "with_selector_name"]
+__all__ = [
+    "PARSE_ERROR",
+    "list_query_key",
+    "parse_request_info",
+    "with_path_attributes",
+    "with_selector_name",
+]
 
 _API_PREFIXES = ("api", "apis")
 _GROUPLESS = "api"
@@ -339,6 +345,20 @@ def with_path_attributes(
         )
         .drop(tmp.values())
     )
+
+
+def list_query_key(query: pl.Expr) -> pl.Expr:
+    """A shorter query with the same ``_list_name``, so that watches which differ only in
+    resourceVersion or timeout share one parse: the pairs named ``resourceVersion`` or
+    ``timeout`` are dropped, and a ``limit`` or ``timeoutSeconds`` of at most 18 digits
+    (a valid int64 whatever the digits) becomes ``0``. The pairs the name depends on
+    keep their order and validity (a leading ``&`` left behind is an empty pair, which
+    ``_query_values`` drops).
+    """
+    out = query.str.replace_all(r"(^|&)(?:resourceVersion|timeout)=[^&]*", "")
+    for key in ("timeoutSeconds", "limit"):
+        out = out.str.replace_all(rf"(^|&){key}=[0-9]{{1,18}}(&|$)", rf"${{1}}{key}=0${{2}}")
+    return out
 
 
 def with_selector_name(frame: pl.LazyFrame, query: pl.Expr, name: str) -> pl.LazyFrame:

@@ -262,15 +262,22 @@ def _enum_len(column: str, values: tuple[str, ...]) -> pl.Expr:
     )
 
 
+_LONG_PATH = "__policy_long_running_path"
+
+
+def _long_running_path() -> pl.Expr:
+    """The path's part of kube-apiserver's long-running check (over the attributes)."""
+    sub = pl.col(ATTR_COLUMNS["subresource"])
+    resource_request = pl.col(ATTR_COLUMNS["resource_request"])
+    return (resource_request & sub.is_in(_LONG_SUBRESOURCES)) | (
+        ~resource_request & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/")
+    )
+
+
 def _long_running() -> pl.Expr:
     """kube-apiserver's long-running check (``ResponseStarted`` is emitted)."""
-    verb, sub = pl.col(ATTR_COLUMNS["verb"]), pl.col(ATTR_COLUMNS["subresource"])
-    resource_request = pl.col(ATTR_COLUMNS["resource_request"])
-    return (
-        verb.is_in(_LONG_VERBS)
-        | (resource_request & sub.is_in(_LONG_SUBRESOURCES))
-        | (~resource_request & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/"))
-    ).fill_null(value=False)
+    verb = pl.col(ATTR_COLUMNS["verb"])
+    return (verb.is_in(_LONG_VERBS) | pl.col(_LONG_PATH)).fill_null(value=False)
 
 
 def _omit_managed(policy: Policy) -> pl.Expr:
@@ -463,47 +470,60 @@ def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _per_request(evaluated: pl.LazyFrame, policy: Policy) -> pl.LazyFrame:
-    """One row per request; only simple aggregations (polars' fast path)."""
-    per_stage = [
-        agg
-        for short in _SHORT.values()
-        for agg in (
-            pl.col(f"has_{short}").any(),
-            pl.col(f"core_{short}").max(),
-            pl.col(f"late_{short}").max(),
-        )
-    ]
-    # The level, stage mask and omitManagedFields follow from the rule: recomputed after.
-    first_of = ["policy_rule", "long_running", API_GROUP, RESOURCE, VERB, DATE]
-    bodies = [
-        pl.col(f"{key}_{which}").max()
-        for key in ("req", "resp", "mf_req", "mf_resp")
-        for which in ("final", "started")
-    ]
-    aggregations = [
-        *[pl.col(c).first() for c in first_of],
-        pl.col(LEVEL).cast(pl.String).first().alias("observed_level"),
-        pl.col(USER).is_null().all().alias("no_user"),
-        (pl.col(CODE) == 401).any().alias("unauthorized"),
-        pl.col(TRUNCATED).fill_null(value=False).any().alias("truncated"),
-        pl.col("latency_rc").max(),
-        *per_stage,
-        *bodies,
-    ]
-    return (
-        evaluated.group_by(CLUSTER, AUDIT_ID)
-        .agg(aggregations)
-        .with_columns(
-            # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
-            *(
-                pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
-                for key in ("req", "resp", "mf_req", "mf_resp")
-            ),
-            _level(policy).alias("policy_level"),
-            _stage_mask(policy).alias("keep_mask"),
-            _omit_managed(policy).alias("omit_managed"),
-            pl.col(VERB).fill_null("").alias(ATTR_COLUMNS["verb"]),
-        )
+    """One row per request; only simple aggregations (polars' fast path).
+
+    Most requests have one event left (the candidate drops the rest, or the observed
+    policy wrote one): those rows pass straight through, and only the requests with
+    several events are grouped.
+    """
+    # Per output column: the per-event value and how a request's events combine.
+    columns: dict[str, tuple[pl.Expr, str]] = {
+        # The level, stage mask and omitManagedFields follow from the rule: recomputed after.
+        **{c: (pl.col(c), "first") for c in ("policy_rule", "long_running")},
+        **{c: (pl.col(c), "first") for c in (API_GROUP, RESOURCE, VERB, DATE)},
+        "observed_level": (pl.col(LEVEL).cast(pl.String), "first"),
+        "no_user": (pl.col(USER).is_null(), "all"),
+        "unauthorized": (pl.col(CODE) == 401, "any"),
+        "truncated": (pl.col(TRUNCATED).fill_null(value=False), "any"),
+        "latency_rc": (pl.col("latency_rc"), "max"),
+        **{
+            f"{part}_{short}": (pl.col(f"{part}_{short}"), "any" if part == "has" else "max")
+            for short in _SHORT.values()
+            for part in ("has", "core", "late")
+        },
+        **{
+            f"{key}_{which}": (pl.col(f"{key}_{which}"), "max")
+            for key in ("req", "resp", "mf_req", "mf_resp")
+            for which in ("final", "started")
+        },
+    }
+    alone = {
+        "first": lambda e: e,
+        "max": lambda e: e,
+        "any": lambda e: e.fill_null(value=False),
+        "all": lambda e: e.fill_null(value=True),
+    }
+    keys = [CLUSTER, AUDIT_ID]
+    evaluated = evaluated.with_columns(pl.struct(keys).is_duplicated().alias("__several")).cache()
+    several = pl.col("__several")
+    grouped = (
+        evaluated.filter(several)
+        .group_by(keys)
+        .agg(getattr(expr, how)().alias(name) for name, (expr, how) in columns.items())
+    )
+    single = evaluated.filter(~several).select(
+        *keys, *(alone[how](expr).alias(name) for name, (expr, how) in columns.items())
+    )
+    return pl.concat([grouped, single]).with_columns(
+        # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
+        *(
+            pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
+            for key in ("req", "resp", "mf_req", "mf_resp")
+        ),
+        _level(policy).alias("policy_level"),
+        _stage_mask(policy).alias("keep_mask"),
+        _omit_managed(policy).alias("omit_managed"),
+        pl.col(VERB).fill_null("").alias(ATTR_COLUMNS["verb"]),
     )
 
 
@@ -674,12 +694,8 @@ def predicted_events(
         policy.evaluate_attributes(
             events.select(_NEEDED),
             selector_names=late,
-            keep=(
-                "resource_request",
-                "path",
-                "subresource",
-                *(("name", "namespace") if late else ()),
-            ),
+            keep=("name", "namespace") if late else (),
+            derived={_LONG_PATH: _long_running_path()},
         )
         .with_columns(_stage_mask(policy).alias("keep_mask"))
         .with_columns(_row_columns(policy))

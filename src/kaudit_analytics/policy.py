@@ -74,6 +74,7 @@ from kaudit_analytics._policy_types import (
     RequestInfo,
 )
 from kaudit_analytics._policy_uri import (
+    list_query_key,
     parse_request_info,
     with_path_attributes,
     with_selector_name,
@@ -142,9 +143,13 @@ CATALOG: tuple[str, ...] = (
 
 _OBJECT_REF = (API_GROUP, RESOURCE, SUBRESOURCE, NAMESPACE, NAME)
 _LIST_VERBS = ("list", "watch")
-#: Temporary columns of ``Policy._decide``: the URI-part bitmasks of a list or watch and of
-#: any other verb, the per-URI parse, and the keys of the two joins.
-_MASKS = ("__policy_mask_list_{}", "__policy_mask_other_{}")
+#: Temporary columns of ``Policy._decide``: the join keys, the URI-part bitmasks (per 64
+#: rules) and whether a list or watch reads its query.
+_MASK = "__policy_mask_{}"
+_KEY = "__policy_key"
+_NEED_URI = "__policy_need_uri"
+_NEEDS_QUERY = "__policy_needs_query"
+_QUERY = "__policy_query"
 _ATTRS = (
     "resource_request",
     "parse_error",
@@ -155,18 +160,30 @@ _ATTRS = (
     "subresource",
     "name",
 )
-_NAME_OTHER = "__policy_name_other"
-_RAW_PATH = "__policy_raw_path"
-_QUERY = "__policy_query"
 _SELECTABLE = "__policy_selectable"
 _SELECTED = "__policy_selected_name"
-_SENSITIVE = "__policy_name_sensitive"
-_REF_KEY = "__policy_ref_key"
 
 #: Columns ``Policy.evaluate`` adds to the events table.
 POLICY_LEVEL = "policy_level"
 POLICY_RULE = "policy_rule"
 POLICY_KEEPS_STAGE = "policy_keeps_stage"
+
+
+def _key_expr() -> pl.Expr:
+    """What decides the URI part of the rules, as a string: the URI cut before its query,
+    or ``?`` and the objectRef columns for a row without a URI.
+
+    The cut takes as many characters as ``?`` has bytes before it: a non-ASCII path keeps
+    some of its query, which costs only a few more distinct keys (the path is recovered
+    from the key by splitting at ``?``). No cut path starts with ``?``.
+    """
+    uri = pl.col(REQUEST_URI)
+    refs = pl.concat_str([pl.col(c).fill_null("\x00") for c in _OBJECT_REF], separator="\x1f")
+    return pl.coalesce(
+        uri.str.head(uri.str.find("?", literal=True)),
+        uri,
+        pl.when(uri.is_null()).then(pl.lit("?") + refs),
+    )
 
 
 class PolicyWarning(UserWarning):
@@ -216,40 +233,31 @@ class Policy:
 
     @cached_property
     def _level_and_stage(self) -> tuple[pl.Expr, pl.Expr]:
-        rule = pl.col(POLICY_RULE)
-        indices = list(range(len(self.rules)))
-        level = rule.replace_strict(
-            indices,
-            [item.level for item in self.rules],
-            default=pl.lit("None"),
-            return_dtype=pl.String,
-        )
-        # Per rule, one bit per stage it writes (none at level None), tested with the
-        # stage's bit; a null stage is omitted by no rule.
-        kept = rule.replace_strict(
-            indices,
-            [
-                0
-                if item.level == "None"
-                else sum(
-                    1 << bit
-                    for bit, stage in enumerate(STAGES)
-                    if stage not in item.omit_stages | self.omit_stages
-                )
-                for item in self.rules
-            ],
-            default=0,
-            return_dtype=pl.UInt8,
-        )
-        stage = pl.col(STAGE).cast(Stage).to_physical()
-        stage_bit = stage.replace_strict(
-            list(range(len(STAGES))),
-            [1 << bit for bit in range(len(STAGES))],
-            return_dtype=pl.UInt8,
-        )
-        keeps = pl.when(stage.is_null()).then(level != "None").otherwise((kept & stage_bit) != 0)
+        # Looked up by position (a gather, no hashing): index len(rules) is "no rule".
+        matched = pl.col(POLICY_RULE).fill_null(len(self.rules))
+        levels = [item.level for item in self.rules] + ["None"]
+        level = pl.lit(pl.Series(levels, dtype=pl.String)).gather(matched)
+        # Per rule, one bit per stage it writes (none at level None) and bit 4 when it
+        # logs at all (what a null stage is kept by), tested with the stage's bit.
+        written = [
+            0
+            if item.level == "None"
+            else 16
+            | sum(
+                1 << bit
+                for bit, stage in enumerate(STAGES)
+                if stage not in item.omit_stages | self.omit_stages
+            )
+            for item in self.rules
+        ]
+        kept = pl.lit(pl.Series([*written, 0], dtype=pl.UInt8)).gather(matched)
+        stage = pl.col(STAGE).cast(Stage).to_physical().fill_null(len(STAGES))
+        stage_bit = pl.lit(
+            pl.Series([1 << bit for bit in range(len(STAGES) + 1)], dtype=pl.UInt8)
+        ).gather(stage)
+        keeps = (kept & stage_bit) != 0
         # A null URI mask marks a URI the apiserver refuses before auditing.
-        decided = pl.col(_MASKS[0].format(0)).is_not_null()
+        decided = pl.col(_MASK.format(0)).is_not_null()
         return (
             pl.when(decided).then(level).alias(POLICY_LEVEL),
             pl.when(decided).then(keeps).alias(POLICY_KEEPS_STAGE),
@@ -302,6 +310,7 @@ class Policy:
         *,
         selector_names: bool = True,
         keep: tuple[str, ...] = _ATTRS,
+        derived: Mapping[str, pl.Expr] | None = None,
     ) -> pl.LazyFrame:
         """``evaluate``, keeping the parsed request attributes as ``__policy_*`` columns.
 
@@ -309,8 +318,13 @@ class Policy:
         verb and those named in ``keep``). With ``selector_names=False`` the name of a
         list or watch is read from its field selector only where it can change the
         decision (it is ``""`` elsewhere), which saves parsing every distinct watch query.
+        ``derived`` adds columns computed from the attributes other than the name (which
+        a list or watch may read from its query) once per distinct path: cheaper than
+        keeping the attributes and computing them per row.
         """
-        return self._decide(events, attributes=keep, selector_names=selector_names)
+        return self._decide(
+            events, attributes=keep, selector_names=selector_names, derived=derived or {}
+        )
 
     def _decide(
         self,
@@ -318,117 +332,108 @@ class Policy:
         *,
         attributes: tuple[str, ...] = (),
         selector_names: bool = False,
+        derived: Mapping[str, pl.Expr] | None = None,
     ) -> pl.LazyFrame:
         uri, verb = pl.col(REQUEST_URI), ATTR_COLUMNS["verb"]
-        keyed = events.lazy().with_columns(
-            pl.col(VERB).fill_null("").alias(verb),
-            # Rows without a URI (some cloud exports) fall back to the objectRef columns.
-            pl.when(uri.is_null())
-            .then(
-                pl.concat_str([pl.col(c).fill_null("\x00") for c in _OBJECT_REF], separator="\x1f")
-            )
-            .alias(_REF_KEY),
-        )
-        payload = [name.format(i) for name in _MASKS for i in range(len(self._target_masks))]
-        payload += [ATTR_COLUMNS[key] for key in attributes]
-        if "name" in attributes:
-            payload.append(_NAME_OTHER)
+        derived = derived or {}
+        name = ATTR_COLUMNS["name"]
+        events = events.lazy()
+        # Computed once (each lookup below reads it).
+        keys = events.select(_key_expr().alias(_KEY)).cache()
+        masks = [_MASK.format(i) for i in range(len(self._target_masks))]
+        payload = [*masks, *(ATTR_COLUMNS[key] for key in attributes), *derived]
         # A log repeats the same requests (lease renewals, watches, probes): the URI part of
-        # every rule is decided once per distinct URI (as two bitmasks, see ``_by_uri``)
-        # and joined back; verb, user and groups are cheap per-row lookups.
-        joined = [
-            keyed.select(key)
-            .join(table.select(key, *payload), on=key, how="left", maintain_order="left")
-            .drop(key)
-            .rename({name: f"{name}{i}" for name in payload})
-            for i, (key, table) in enumerate(
-                (
-                    (REQUEST_URI, self._by_uri(keyed, selector_names)),
-                    (_REF_KEY, self._by_ref(keyed)),
-                )
-            )
-        ]
-        # Only the keys go through the joins and the decisions sit next to the input
-        # (same row order), so that no input column (bodies, annotations) is gathered.
+        # every rule is decided once per distinct key (a URI's path: a few hundred in a log
+        # whose distinct URIs are mostly watches that differ in resourceVersion) and joined
+        # back; verb, user and groups are cheap per-row lookups. Only the keys go through
+        # the joins and the decisions sit next to the input (same row order), so that no
+        # input column (bodies, annotations) is gathered.
+        by_key = self._by_key(events, keys, selector_names, derived).cache()
+        joined = keys.join(
+            by_key.select(_KEY, _NEEDS_QUERY, *payload),
+            on=_KEY,
+            how="left",
+            maintain_order="left",
+        )
         listing = pl.col(verb).is_in(_LIST_VERBS)
-        masks = [
-            pl.when(listing)
-            .then(pl.col(_MASKS[0].format(i)))
-            .otherwise(pl.col(_MASKS[1].format(i)))
-            for i in range(len(self._target_masks))
-        ]
+        first = pl.concat(
+            [events.with_columns(pl.col(VERB).fill_null("").alias(verb)), joined], how="horizontal"
+        ).with_columns(pl.when(listing & pl.col(_NEEDS_QUERY)).then(uri).alias(_NEED_URI))
+        # The few lists and watches whose query can change the decision (a field selector
+        # naming an object under a resourceNames rule), or whose name is asked for: once
+        # per distinct URI, joined back on a key that is null on every other row.
+        by_uri = self._by_query(first, by_key)
+        second_payload = [f"{mask}_list" for mask in masks]
+        if "name" in attributes:
+            second_payload.append(_SELECTED)
+        second = (
+            first.select(_NEED_URI)
+            .join(
+                by_uri.select(_NEED_URI, *second_payload),
+                on=_NEED_URI,
+                how="left",
+                maintain_order="left",
+            )
+            .drop(_NEED_URI)
+        )
+        listed = pl.col(_NEED_URI).is_not_null()
+        out = pl.concat([first, second], how="horizontal").with_columns(
+            pl.when(listed).then(pl.col(f"{mask}_list")).otherwise(pl.col(mask)).alias(mask)
+            for mask in masks
+        )
+        if "name" in attributes:
+            out = out.with_columns(
+                pl.when(listed).then(pl.col(_SELECTED)).otherwise(pl.col(name)).alias(name)
+            )
         rule = first_rule_expr(
-            masks,
+            [pl.col(mask) for mask in masks],
             verb_mask_exprs(self.rules, pl.col(verb)),
             user_mask_exprs(self.rules, pl.col(USER), pl.col(GROUPS)),
         )
         level, keeps = self._level_and_stage
-        out = pl.concat([keyed.drop(_REF_KEY), *joined], how="horizontal").with_columns(
-            pl.coalesce(f"{name}0", f"{name}1").alias(name) for name in payload
-        )
-        added = [rule.alias(POLICY_RULE)]
-        if "name" in attributes:
-            name = ATTR_COLUMNS["name"]
-            added.append(
-                pl.when(listing).then(pl.col(name)).otherwise(pl.col(_NAME_OTHER)).alias(name)
-            )
-        temporary = [name for name in payload if name not in ATTR_COLUMNS.values()]
         return (
-            out.with_columns(added)
+            out.with_columns(rule.alias(POLICY_RULE))
             .with_columns(level, keeps)
             .drop(
-                *temporary,
-                *(f"{name}{i}" for name in payload for i in (0, 1)),
-                *([] if attributes else [verb]),
+                _KEY,
+                _NEEDS_QUERY,
+                _NEED_URI,
+                *masks,
+                *second_payload,
+                *([] if attributes or derived else [verb]),
             )
         )
 
-    def _by_uri(self, keyed: pl.LazyFrame, selector_names: bool) -> pl.LazyFrame:
-        """Per distinct URI: the attributes and the URI part of every rule as bitmasks, once
-        for a list or watch (which reads a name from a field selector) and once for any
-        other verb. The path is parsed once per distinct path (a few hundred in a log whose
-        distinct URIs are mostly watches that differ in resourceVersion), and a query only
-        where its name can change a decision (or ``selector_names`` asks for every name)."""
-        split = pl.col(REQUEST_URI).str.splitn("?", 2)
-        uris = keyed.select(REQUEST_URI).unique().filter(pl.col(REQUEST_URI).is_not_null())
-        uris = uris.with_columns(
-            split.struct.field("field_0").alias(_RAW_PATH),
-            split.struct.field("field_1").alias(_QUERY),
-        )
+    def _by_key(
+        self,
+        events: pl.LazyFrame,
+        keys: pl.LazyFrame,
+        selector_names: bool,
+        derived: Mapping[str, pl.Expr],
+    ) -> pl.LazyFrame:
+        """Per distinct key (``_key_expr``): the request attributes, the URI part of every
+        rule as bitmasks, and whether a list or watch must read its query (the path takes
+        a name from a field selector and that name can change a decision, or
+        ``selector_names`` asks for every such name)."""
+        key = pl.col(_KEY)
         error = pl.col(ATTR_COLUMNS["parse_error"])
-        name = ATTR_COLUMNS["name"]
         paths = with_path_attributes(
-            uris.select(_RAW_PATH).unique(), pl.col(_RAW_PATH), ATTR_COLUMNS, _SELECTABLE
+            keys.unique().filter(~key.str.starts_with("?")),
+            key.str.splitn("?", 2).struct.field("field_0"),
+            ATTR_COLUMNS,
+            _SELECTABLE,
         ).with_columns(
             *(
-                pl.when(~error).then(mask).alias(_MASKS[1].format(i))
+                pl.when(~error).then(mask).alias(_MASK.format(i))
                 for i, mask in enumerate(self._target_masks)
             ),
-            name_sensitive_expr(self.rules).alias(_SENSITIVE),
+            (
+                pl.col(_SELECTABLE)
+                if selector_names
+                else pl.col(_SELECTABLE) & name_sensitive_expr(self.rules)
+            ).alias(_NEEDS_QUERY),
         )
-        selectable, sensitive = pl.col(_SELECTABLE), pl.col(_SENSITIVE)
-        parsed = selectable if selector_names else selectable & sensitive
-        return (
-            with_selector_name(
-                uris.join(paths, on=_RAW_PATH, how="left"),
-                pl.when(parsed).then(pl.col(_QUERY)),
-                _SELECTED,
-            )
-            .with_columns(
-                pl.col(name).alias(_NAME_OTHER),
-                pl.when(parsed).then(pl.col(_SELECTED)).otherwise(pl.col(name)).alias(name),
-            )
-            .with_columns(
-                pl.when(selectable & sensitive)
-                .then(mask)
-                .otherwise(pl.col(_MASKS[1].format(i)))
-                .alias(_MASKS[0].format(i))
-                for i, mask in enumerate(self._target_masks)
-            )
-        )
-
-    def _by_ref(self, keyed: pl.LazyFrame) -> pl.LazyFrame:
-        """Per distinct objectRef of the rows without a URI: attributes and bitmasks."""
+        # Rows without a URI (some cloud exports) fall back to the objectRef columns.
         fallback = {
             "resource_request": pl.col(RESOURCE).is_not_null(),
             "parse_error": pl.lit(value=False),
@@ -439,18 +444,52 @@ class Policy:
             "subresource": pl.col(SUBRESOURCE).fill_null(""),
             "name": pl.col(NAME).fill_null(""),
         }
-        return (
-            keyed.filter(pl.col(REQUEST_URI).is_null())
-            .select(_REF_KEY, *_OBJECT_REF)
-            .unique(subset=[_REF_KEY])
+        refs = (
+            events.filter(pl.col(REQUEST_URI).is_null())
+            .select(_key_expr().alias(_KEY), *_OBJECT_REF)
+            .unique(subset=[_KEY])
             .with_columns(expr.alias(ATTR_COLUMNS[key]) for key, expr in fallback.items())
             .with_columns(
-                mask.alias(name.format(i))
-                for i, mask in enumerate(self._target_masks)
-                for name in _MASKS
+                *(mask.alias(_MASK.format(i)) for i, mask in enumerate(self._target_masks)),
+                pl.lit(value=False).alias(_NEEDS_QUERY),
             )
-            .with_columns(pl.col(ATTR_COLUMNS["name"]).alias(_NAME_OTHER))
         )
+        columns = [
+            _KEY,
+            _NEEDS_QUERY,
+            *(ATTR_COLUMNS[key] for key in _ATTRS),
+            *(_MASK.format(i) for i in range(len(self._target_masks))),
+            *(expr.alias(name) for name, expr in derived.items()),
+        ]
+        return pl.concat([paths.select(columns), refs.select(columns)])
+
+    def _by_query(self, first: pl.LazyFrame, by_key: pl.LazyFrame) -> pl.LazyFrame:
+        """Per distinct URI of a list or watch that reads its query: the name its field
+        selector pins and the URI part of every rule as bitmasks with that name. The
+        selector is parsed once per key and ``list_query_key`` (a few per object watched)."""
+        name = ATTR_COLUMNS["name"]
+        uris = (
+            first.select(_NEED_URI, _KEY)
+            .filter(pl.col(_NEED_URI).is_not_null())
+            .unique(subset=[_NEED_URI])
+            .with_columns(
+                list_query_key(pl.col(_NEED_URI).str.splitn("?", 2).struct.field("field_1")).alias(
+                    _QUERY
+                )
+            )
+        )
+        decided = (
+            with_selector_name(
+                uris.select(_KEY, _QUERY).unique().join(by_key, on=_KEY, how="left"),
+                pl.col(_QUERY),
+                _SELECTED,
+            )
+            .with_columns(pl.col(_SELECTED).alias(name))
+            .with_columns(
+                mask.alias(f"{_MASK.format(i)}_list") for i, mask in enumerate(self._target_masks)
+            )
+        )
+        return uris.join(decided, on=[_KEY, _QUERY], how="left", nulls_equal=True)
 
     @cached_property
     def _target_masks(self) -> list[pl.Expr]:
