@@ -100,12 +100,11 @@ def raw_chunks(path: Path, *, start: int = 0, truncated: list[str]) -> Iterator[
             yield chunk
 
 
-Block = tuple[bytes | memoryview, int, bytes, int]
+Block = tuple[bytes | memoryview, int, bytes]
 
 
 def line_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]:
-    """Yield (complete lines, their start offset, b"", line count) blocks, then (b"", end offset,
-    rest, 0).
+    """Yield (complete lines, their start offset, b"") blocks, then (b"", end offset, rest).
 
     ``rest`` holds the bytes after the last line end: a last line without a line end, or one that
     is still being written. Plain reads, not a memory map: faulting in a mapped file page by page
@@ -125,12 +124,11 @@ def line_blocks(path: Path, start: int, truncated: list[str]) -> Iterator[Block]
         if cut < 0:
             carry = data
             continue
-        # A view, not a slice: slicing would copy the whole block once more. The line count
-        # (bytes.count, one pass) lets the caller number the next block before this one is cut.
-        yield memoryview(data)[: cut + 1], offset, b"", data.count(b"\n", 0, cut + 1)
+        # A view, not a slice: slicing would copy the whole block once more.
+        yield memoryview(data)[: cut + 1], offset, b""
         offset += cut + 1
         carry = data[cut + 1 :]
-    yield b"", offset, carry, 0
+    yield b"", offset, carry
 
 
 def _utf8_errors(data: bytes | memoryview, starts: np.ndarray) -> list[int]:

@@ -378,14 +378,20 @@ class _Block:
     label: str | None = None
 
 
-def _parse_block(run: _Run, block: _Block) -> tuple[_lines.LineBatch, pa.Table, pl.DataFrame]:
-    """Cut, parse and redact one block: the work that may run beside the previous block's."""
-    batch = _lines.split_lines(
+def _cut(run: _Run, block: _Block) -> _lines.LineBatch:
+    """Cut a block into lines: this also counts them, which numbers the next block."""
+    return _lines.split_lines(
         block.data,
         first_line=block.first_line,
         base_offset=block.start,
         max_line_bytes=run.max_line_bytes,
     )
+
+
+def _parse_block(
+    run: _Run, block: _Block, batch: _lines.LineBatch
+) -> tuple[_lines.LineBatch, pa.Table, pl.DataFrame]:
+    """Parse and redact one block: the work that runs beside the previous block's."""
     events, bad = _parse_batch(run, batch, block)
     if not run.keep_secrets:
         events = _redact.redact(events, events["risky"])
@@ -413,7 +419,7 @@ def _report(run: _Run) -> None:
 
 def _process(run: _Run, block: _Block) -> _lines.LineBatch:
     """Parse and store one block, in this thread."""
-    return _store_block(run, block, _parse_block(run, block))
+    return _store_block(run, block, _parse_block(run, block, _cut(run, block)))
 
 
 def _stream_state(run: _Run, fp: str) -> dict[str, Any]:
@@ -441,9 +447,9 @@ def _resumes(path: Path, state: dict[str, Any]) -> bool:
 def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
     """Load a JSON-lines file from where the last run stopped; return the offset reached.
 
-    While one block is deduplicated here, the next is parsed in a second thread and the last
-    flush is written in a third (DuckDB, Arrow and polars release the GIL), so reading, parsing
-    and writing overlap.
+    While one block is cut and deduplicated here, the one before is parsed in a second thread
+    and the last flush is written in a third (DuckDB, Arrow and polars release the GIL), so
+    reading, parsing and writing overlap.
     """
     source = str(path)
     state = _stream_state(run, fp)
@@ -453,16 +459,16 @@ def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
     truncated: list[str] = []
     inflight: tuple[_Block, Future[Any]] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaudit-parse") as pool:
-        for raw, at, carry, count in _lines.line_blocks(path, offset, truncated):
-            data, start, lines = raw, at, count
+        for raw, at, carry in _lines.line_blocks(path, offset, truncated):
+            data, start = raw, at
             if carry:
                 data, start = _final_line(run, carry, at, line_no, source, fp, truncated)
-                lines = 1
             if not data:
                 continue
             block = _Block(data, line_no, start, fp, fmt, source)
-            future = pool.submit(_parse_block, run, block)
-            line_no += lines
+            batch = _cut(run, block)
+            future = pool.submit(_parse_block, run, block, batch)
+            line_no = batch.end_line
             if inflight:
                 offset = _commit(run, *inflight)
             inflight = (block, future)
