@@ -16,6 +16,7 @@ from kaudit_analytics._policy_types import AuditConfig, PolicyRule, RequestAttri
 
 __all__ = [
     "ATTR_COLUMNS",
+    "URI_ATTRIBUTES",
     "evaluate_attributes",
     "first_rule_expr",
     "name_sensitive_expr",
@@ -25,22 +26,20 @@ __all__ = [
     "verb_mask_exprs",
 ]
 
+#: The attributes parsed out of a request URI (what ``Policy.evaluate_attributes`` can keep).
+URI_ATTRIBUTES = (
+    "resource_request",
+    "parse_error",
+    "path",
+    "api_group",
+    "namespace",
+    "resource",
+    "subresource",
+    "name",
+)
 #: Temporary columns that hold the parsed request attributes during ``Policy.evaluate``.
 ATTR_COLUMNS: dict[str, str] = {
-    key: f"__policy_{key}"
-    for key in (
-        "user",
-        "groups",
-        "verb",
-        "resource_request",
-        "parse_error",
-        "path",
-        "api_group",
-        "namespace",
-        "resource",
-        "subresource",
-        "name",
-    )
+    key: f"__policy_{key}" for key in ("user", "groups", "verb", *URI_ATTRIBUTES)
 }
 
 

@@ -54,6 +54,7 @@ from kaudit_analytics._policy_cost import (
 )
 from kaudit_analytics._policy_eval import (
     ATTR_COLUMNS,
+    URI_ATTRIBUTES,
     evaluate_attributes,
     first_rule_expr,
     name_sensitive_expr,
@@ -150,16 +151,7 @@ _KEY = "__policy_key"
 _NEED_URI = "__policy_need_uri"
 _NEEDS_QUERY = "__policy_needs_query"
 _QUERY = "__policy_query"
-_ATTRS = (
-    "resource_request",
-    "parse_error",
-    "path",
-    "api_group",
-    "namespace",
-    "resource",
-    "subresource",
-    "name",
-)
+_ATTRS = URI_ATTRIBUTES
 _SELECTABLE = "__policy_selectable"
 _SELECTED = "__policy_selected_name"
 
