@@ -101,19 +101,21 @@ def redact(events: pa.Table, risky: pa.ChunkedArray) -> pa.Table:
     ``risky`` marks the rows whose bodies may hold a secret (Secrets, token reviews and token
     requests, any body embedding a Secret); the parser computes it with the rest of the row.
     """
-    rows = np.flatnonzero(risky.to_numpy(zero_copy_only=False))
+    mask = risky.to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(mask)
     if not len(rows):
         return events
-    picked = events.take(rows).select(
-        [s.RESOURCE, s.SUBRESOURCE, s.REQUEST_OBJECT, s.RESPONSE_OBJECT]
+    # Only the four columns the walk reads are copied, once.
+    picked = (
+        events.select([s.RESOURCE, s.SUBRESOURCE, s.REQUEST_OBJECT, s.RESPONSE_OBJECT])
+        .take(rows)
+        .to_pylist()
     )
-    # A per-row walk is the point here: only rows that may hold a secret get this far.
-    mask = np.zeros(events.num_rows, dtype=bool)
-    mask[rows] = True
     for name in (s.REQUEST_OBJECT, s.RESPONSE_OBJECT):
+        # A per-row walk is the point here: only rows that may hold a secret get this far.
         bodies = [
             redact_body(r[name], resource=r[s.RESOURCE], subresource=r[s.SUBRESOURCE])
-            for r in picked.to_pylist()
+            for r in picked
         ]
         column = events[name].combine_chunks()
         replaced = pc.replace_with_mask(column, pa.array(mask), pa.array(bodies, column.type))

@@ -47,6 +47,7 @@ from typing import Any, Literal
 import altair as alt
 import polars as pl
 
+from kaudit_analytics.exprs import ACTOR_KINDS
 from kaudit_analytics.schema import CODE, NAMESPACE, VERB
 
 __all__ = [
@@ -84,15 +85,7 @@ _VERB_ORDER = [
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _OUTCOME_DOMAIN = ["success", "denied", "client_error", "server_error", "unknown"]
 _OUTCOME_RANGE = ["#4c956c", "#d1495b", "#edae49", "#7b2cbf", "#9e9e9e"]
-_KIND_DOMAIN = [
-    "human",
-    "service_account",
-    "node",
-    "control_plane",
-    "cloud_service",
-    "anonymous",
-    "unknown",
-]
+_KIND_DOMAIN = list(ACTOR_KINDS)
 _KIND_RANGE = ["#00798c", "#66a182", "#8d96a3", "#2e4057", "#edae49", "#d1495b", "#bdbdbd"]
 _MEASURE_TITLE = {"requests": "requests", "events": "events", "bytes": "bytes logged"}
 _ACTOR_PICK = "actor_pick"

@@ -176,6 +176,30 @@ def _expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     Objects in buckets and files inside tar archives are not ``Path``s but offer the three
     calls the loader makes on one (``open``, ``stat``, ``str``; see ``_sources``).
     """
+    files, others = named_files(sources)
+    out: list[Path] = []
+    for path in files:
+        if not _sources.is_archive(path):
+            out.append(path)
+            continue
+        try:
+            out.extend(cast("list[Path]", _sources.expand_archive(path)))
+        except _sources.SourceError as exc:
+            raise IngestError(str(exc)) from exc
+    return out + others
+
+
+def named_files(sources: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+    """The local files (tar archives unopened) and the bucket objects that sources name.
+
+    Each local file is one unit an ingest may load on its own (``spark.ingest`` gives each to
+    a task); folders are walked for log names, globs matched, and unreadable files refused.
+
+    Raises
+    ------
+    IngestError
+        When a source does not exist or a file cannot be read.
+    """
     files: list[Path] = []
     others: list[Path] = []
     for source in sources:
@@ -207,16 +231,9 @@ def _expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
         msg = f"cannot read {unreadable[0]}: permission denied"
         raise IngestError(msg)
     # The same file named twice (a folder and a glob inside it) is read once.
-    out: list[Path] = []
-    for path in dict.fromkeys(p.resolve() for p in files):
-        if not _sources.is_archive(path):
-            out.append(path)
-            continue
-        try:
-            out.extend(cast("list[Path]", _sources.expand_archive(path)))
-        except _sources.SourceError as exc:
-            raise IngestError(str(exc)) from exc
-    return out + list({str(p): p for p in others}.values())
+    return list(dict.fromkeys(p.resolve() for p in files)), list(
+        {str(p): p for p in others}.values()
+    )
 
 
 def _first_bytes(path: Path) -> bytes:

@@ -63,7 +63,7 @@ from kaudit_analytics._policy_volume import (
     volume_parts,
 )
 from kaudit_analytics.lake import LakeError, _as_utc
-from kaudit_analytics.loader import IngestStats
+from kaudit_analytics.loader import IngestStats, named_files
 from kaudit_analytics.loader import ingest as _ingest
 
 if TYPE_CHECKING:
@@ -815,23 +815,6 @@ def report_from_lake(
 # --------------------------------------------------------------------------- ingest
 
 
-def _files(sources: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Each source as the files it names: a folder's files (recursively), a glob's matches."""
-    files: list[str] = []
-    for source in sources:
-        text = os.fspath(source)
-        path = Path(text)
-        if "://" in text:
-            files.append(text)
-        elif path.is_dir():
-            files.extend(str(f) for f in sorted(path.rglob("*")) if f.is_file())
-        elif any(ch in text for ch in "*?["):
-            files.extend(str(f) for f in sorted(Path().glob(text)) if f.is_file())
-        else:
-            files.append(text)
-    return files
-
-
 def ingest(
     spark: SparkSession,
     sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -856,7 +839,8 @@ def ingest(
         One per file, in the order the files were given.
     """
     paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
-    files = _files(paths)
+    local, remote = named_files(paths)  # as `kaudit ingest` finds them: log names, globs
+    files = [str(f) for f in (*local, *remote)]
     root = os.fspath(lake)
     if not files:
         return []
