@@ -77,31 +77,31 @@ CREATE OR REPLACE MACRO exec_query(req) AS CASE
 # events lack and names it in `lossy`.
 NORMALIZE_SQL: Final = r"""
 CREATE OR REPLACE TEMP TABLE kaudit_src AS
-SELECT line, text, escaped, j, m.ts AS ts, m.msg AS msg FROM (
+SELECT line, text, fix, j, m.ts AS ts, m.msg AS msg FROM (
     SELECT *, CASE WHEN j IS NULL THEN regexp_extract(text,
             -- CloudWatch Logs export task: "<timestamp> <message>" text lines.
             '^\s*(\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:?\d\d)) (.*?)\s*$', ['ts', 'msg'])
         END AS m
-    FROM (SELECT line, text, go_escaped(text) AS escaped, try(text::JSON) AS j FROM failed)
+    FROM (SELECT line, text, needs_go_escapes(text) AS fix, try(text::JSON) AS j FROM failed)
 );
 CREATE OR REPLACE TEMP TABLE kaudit_elems AS
 WITH cwl AS (
-    SELECT line, escaped, ts, msg FROM kaudit_src WHERE ts <> ''
+    SELECT line, fix, ts, msg FROM kaudit_src WHERE ts <> ''
 ), top AS (
-    SELECT line, escaped, j, rtrim(text, chr(13) || chr(10)) AS raw,
+    SELECT line, fix, j, rtrim(text, chr(13) || chr(10)) AS raw,
            NULL::VARCHAR AS wts, NULL::VARCHAR AS hint, false AS batched
     FROM kaudit_src WHERE j IS NOT NULL
     UNION ALL
-    SELECT line, escaped, try(msg::JSON), msg, ts, 'eks', false
+    SELECT line, fix, try(msg::JSON), msg, ts, 'eks', false
     FROM cwl WHERE starts_with(msg, '{')
 ), elems AS (
     -- Batches: an Event Hub or Firehose `records` array, a webhook EventList's `items`.
-    SELECT line, escaped, e AS j, NULL::VARCHAR AS raw, wts, hint, true AS batched FROM (
-        SELECT line, escaped, wts, hint, unnest(j->'$.records[*]') AS e
+    SELECT line, fix, e AS j, NULL::VARCHAR AS raw, wts, hint, true AS batched FROM (
+        SELECT line, fix, wts, hint, unnest(j->'$.records[*]') AS e
         FROM top WHERE json_type(j, '$.records') = 'ARRAY')
     UNION ALL
-    SELECT line, escaped, e, NULL, wts, 'eventlist', true FROM (
-        SELECT line, escaped, wts, unnest(j->'$.items[*]') AS e
+    SELECT line, fix, e, NULL, wts, 'eventlist', true FROM (
+        SELECT line, fix, wts, unnest(j->'$.items[*]') AS e
         FROM top WHERE json_type(j, '$.items') = 'ARRAY')
     UNION ALL
     SELECT * FROM top
@@ -113,20 +113,20 @@ CREATE OR REPLACE TEMP TABLE kaudit_cwm AS
 WITH cwe AS (
     -- CloudWatch log events: a subscription delivery's `logEvents`, `aws logs
     -- filter-log-events` output's `events`, or one such event (or Insights row) per line.
-    SELECT line, escaped, batched, le, grp, stream FROM (
+    SELECT line, fix, batched, le, grp, stream FROM (
         -- The delivery's fields are read before the unnest: after it, DuckDB would parse
         -- the whole delivery again for each of its log events.
-        SELECT line, escaped, true AS batched, unnest(evs) AS le, grp, stream FROM (
-            SELECT line, escaped, j->'$.logEvents[*]' AS evs, j->>'logGroup' AS grp,
+        SELECT line, fix, true AS batched, unnest(evs) AS le, grp, stream FROM (
+            SELECT line, fix, j->'$.logEvents[*]' AS evs, j->>'logGroup' AS grp,
                    j->>'logStream' AS stream
             FROM kaudit_elems WHERE json_type(j, '$.logEvents') = 'ARRAY')
         UNION ALL
-        SELECT line, escaped, true, unnest(j->'$.events[*]'), NULL, NULL
+        SELECT line, fix, true, unnest(j->'$.events[*]'), NULL, NULL
         FROM kaudit_elems WHERE json_type(j, '$.events') = 'ARRAY')
     UNION ALL
-    SELECT line, escaped, batched, j, NULL, NULL FROM kaudit_elems WHERE is_log_event(j)
+    SELECT line, fix, batched, j, NULL, NULL FROM kaudit_elems WHERE is_log_event(j)
 ), cwm AS (
-    SELECT line, escaped, batched, msg, try(msg::JSON) AS j, grp,
+    SELECT line, fix, batched, msg, try(msg::JSON) AS j, grp,
            coalesce(stream, le->>'logStreamName', le->>'$."@logStream"') AS stream,
            CASE WHEN json_type(le, '$.timestamp') IN ('BIGINT', 'UBIGINT', 'DOUBLE')
                 THEN strftime(make_timestamp((le->>'timestamp')::DOUBLE::BIGINT * 1000),
@@ -137,11 +137,11 @@ WITH cwe AS (
 SELECT * FROM cwm;
 CREATE OR REPLACE TEMP TABLE kaudit_cls AS
 WITH cand AS (
-    SELECT line, escaped, j, raw, wts, hint, batched FROM kaudit_elems
+    SELECT line, fix, j, raw, wts, hint, batched FROM kaudit_elems
     WHERE NOT is_log_event(j)
       AND coalesce(json_type(j, '$.logEvents'), json_type(j, '$.events'), '') <> 'ARRAY'
     UNION ALL
-    SELECT line, escaped, j, msg, wts, 'eks', batched FROM kaudit_cwm WHERE json_type(j) = 'OBJECT'
+    SELECT line, fix, j, msg, wts, 'eks', batched FROM kaudit_cwm WHERE json_type(j) = 'OBJECT'
 )
 SELECT *, CASE
         WHEN starts_with(cat, 'kube-audit') AND coalesce(j->'$.properties.log', j->'log_s')
@@ -163,11 +163,11 @@ SELECT *, CASE
              OR (j->'objectRef') IS NOT NULL OR (j->'auditID') IS NOT NULL) THEN 'event'
     END AS kind
     FROM (SELECT *, lower(coalesce(j->>'category', j->>'Category')) AS cat,
-                 strlen(coalesce(raw, as_logged(j, escaped))) AS size FROM cand);
+                 strlen(coalesce(raw, as_logged(j, fix))) AS size FROM cand);
 WITH aks AS (
-    SELECT line, escaped, batched, size, lg, wts,
+    SELECT line, fix, batched, size, lg, wts,
            CASE WHEN json_type(lg) = 'VARCHAR' THEN rtrim(lg->>'$', chr(10)) END AS logged
-    FROM (SELECT line, escaped, batched, size,
+    FROM (SELECT line, fix, batched, size,
                  coalesce(j->'$.properties.log', j->'log_s') AS lg,
                  coalesce(j->>'time', j->>'TimeGenerated', j->>'p_event_time') AS wts
           FROM kaudit_cls WHERE kind = 'aks')
@@ -183,7 +183,7 @@ WITH aks AS (
           FROM (SELECT *, (j->'protoPayload') AS pp FROM kaudit_cls WHERE kind = 'gke'))
 ), ev AS (
     -- Every recognised record as (native event JSON, text it was logged as, what was lost).
-    SELECT line, escaped, batched, j AS e, raw AS logged, size, wts,
+    SELECT line, fix, batched, j AS e, raw AS logged, size, wts,
            -- A bare event is native whoever stored it: Panther's complete records never
            -- reach this query (their space-separated times parse natively), so its partial
            -- ones are not told apart either; `lossy` says what they lacked.
@@ -196,14 +196,14 @@ WITH aks AS (
     UNION ALL
     -- AKS diagnostic record: the event is `properties.log`, a JSON string (as the apiserver
     -- wrote it) or an object; `time` (emit time) stands in for missing timestamps.
-    SELECT line, escaped, batched,
+    SELECT line, fix, batched,
            coalesce(try(logged::JSON), CASE WHEN logged IS NULL THEN lg END),
            logged, coalesce(strlen(logged), size), wts, 'aks', wts, []
     FROM aks WHERE logged IS DISTINCT FROM 'skipped-too-big-size-object'
     UNION ALL
     -- Log Analytics AKSAudit / AKSAuditAdmin rows: PascalCase columns, dynamic columns as
     -- objects (JSON export) or JSON strings; a body too big to ingest is a marker string.
-    SELECT line, escaped, batched, json_object(
+    SELECT line, fix, batched, json_object(
             'kind', 'Event', 'apiVersion', 'audit.k8s.io/v1',
             'level', j->>'Level', 'auditID', j->>'AuditId', 'stage', j->>'Stage',
             'requestURI', j->>'RequestUri', 'verb', j->>'Verb', 'user', dyn(j->'User'),
@@ -221,7 +221,7 @@ WITH aks AS (
     FROM kaudit_cls WHERE kind = 'aks-table'
     UNION ALL
     -- GKE Cloud Audit Logs entry (also as Panther writes it: `at_sign_type`, `callerIP`).
-    SELECT line, escaped, batched, json_object(
+    SELECT line, fix, batched, json_object(
             'kind', 'Event', 'apiVersion', 'audit.k8s.io/v1',
             'level', CASE WHEN (pp->'response') IS NOT NULL THEN 'RequestResponse'
                           WHEN (pp->'request') IS NOT NULL THEN 'Request' ELSE 'Metadata' END,
@@ -259,7 +259,7 @@ WITH aks AS (
     UNION ALL
     -- kube-audit-rest: the AdmissionReview a validating webhook received. It sees writes
     -- only (no reads), before the response, and carries no audit ID, source IP or agent.
-    SELECT line, escaped, batched, json_object(
+    SELECT line, fix, batched, json_object(
             'kind', 'Event', 'apiVersion', 'audit.k8s.io/v1',
             'level', CASE WHEN (r->'object') IS NOT NULL AND json_type(r, '$.object') <> 'NULL'
                           THEN 'Request' ELSE 'Metadata' END,
@@ -287,7 +287,7 @@ WITH aks AS (
     FROM (SELECT *, (j->'request') AS r FROM kaudit_cls WHERE kind = 'admission')
     UNION ALL
     -- Anything else inside a batch goes back as it is: the parse quarantines it on its own.
-    SELECT line, escaped, batched, j, raw, size, wts, coalesce(hint, 'native'), NULL, []
+    SELECT line, fix, batched, j, raw, size, wts, coalesce(hint, 'native'), NULL, []
     FROM kaudit_cls WHERE kind IS NULL AND batched
 ), filled AS (
     SELECT *, (e->>'auditID') IS NULL AS no_id, (e->>'stage') IS NULL AS no_stage,
@@ -312,7 +312,7 @@ SELECT line, size::BIGINT AS nbytes, true AS keep,
                'requestReceivedTimestamp', CASE WHEN no_ts THEN to_json(ts_fill)
                    ELSE (e->'requestReceivedTimestamp') END))::VARCHAR
             WHEN logged IS NOT NULL THEN logged
-            ELSE as_logged(e, escaped) END AS text,
+            ELSE as_logged(e, fix) END AS text,
        fmt,
        CASE WHEN (e->'verb') IS NULL THEN lossy ELSE
        list_sort(list_distinct(list_concat(lossy, list_filter(

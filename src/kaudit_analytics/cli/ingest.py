@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
+import pyarrow as pa
 
 from kaudit_analytics import lake as _lake
 from kaudit_analytics import loader as _loader
@@ -44,14 +45,17 @@ def _keep_freed_memory() -> None:
 
     Every 16 MiB block, parse result and write buffer is a fresh allocation; by default glibc
     maps and unmaps each, and the kernel zeroes every page again (about a fifth of a load's
-    samples in a profile, 8 % of its CPU time measured in BENCHMARKS.md). Only this command's
-    process is tuned, never a notebook that imports the library. A no-op off glibc.
+    samples in a profile, 8 % of its CPU time measured in BENCHMARKS.md). Arrow's own pool
+    (mimalloc) hands its freed pages back too, so Arrow allocates from glibc here (another 5 %).
+    Only this command's process is tuned, never a notebook that imports the library. A no-op
+    off glibc.
     """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
         libc.mallopt(m_trim_threshold, 1 << 30)
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 @main.command("ingest")
