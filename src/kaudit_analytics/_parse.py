@@ -98,7 +98,7 @@ CREATE OR REPLACE MACRO mf_bytes(mf) AS
 _EVENTS_SQL: Final = f"""
 WITH parsed AS (
     -- The event's fields as columns: a reference to a field of the one wide struct bound its
-    -- whole type again (binding the query took 16 ms a batch, now 12).
+    -- whole type again (binding the query took 16 ms a batch, now 11).
     SELECT line, nbytes, text, fmt, lossy, source, e IS NULL AS unparsed, e.*
     FROM (SELECT line, nbytes, text, fmt, lossy, source, {{transform}} AS e FROM lines WHERE keep)
 ), flat AS (
