@@ -339,6 +339,16 @@ def _secret_event(n: int, **extra: Any) -> bytes:
             ),
             id="token-request",
         ),
+        pytest.param(
+            # Not a secrets request: only the body's own "kind":"Secret" marks it for redaction.
+            _event(
+                7,
+                level="RequestResponse",
+                objectRef={"resource": "releases", "apiGroup": "charts.example.io"},
+                requestObject={"kind": "Release", "spec": {"manifests": [SECRET]}},
+            ),
+            id="embedded",
+        ),
     ],
 )
 def test_secret_values_are_redacted_by_default(tmp_path: Path, line: bytes) -> None:
@@ -369,6 +379,30 @@ def test_truncated_events_are_flagged(tmp_path: Path) -> None:
     ka.ingest(log, tmp_path / "lake")
     flags = ka.scan(tmp_path / "lake").sort(s.SOURCE_LINE).collect()[s.TRUNCATED].to_list()
     assert flags == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("logged", "expected"),
+    [
+        # Go escapes <, > and & in every string: put back, the body is as logged.
+        pytest.param('{"note":"a\\u003cb\\u0026c"}', '{"note":"a\\u003cb\\u0026c"}', id="go"),
+        # No escape anywhere in the line: nothing to put back.
+        pytest.param('{"note":"plain"}', '{"note":"plain"}', id="plain"),
+        # A raw & elsewhere in the line: not written by Go, so the body stays as DuckDB wrote it.
+        pytest.param('{"note":"a\\u003cb","raw":"x&y"}', '{"note":"a<b","raw":"x&y"}', id="not-go"),
+    ],
+)
+def test_bodies_get_go_escapes_back_only_from_go_written_lines(
+    tmp_path: Path, logged: str, expected: str
+) -> None:
+    log = tmp_path / "audit.log"
+    line = _event(1, level="Request", requestObject=json.loads(logged)).replace(
+        json.dumps(json.loads(logged), separators=(",", ":")).encode(), logged.encode()
+    )
+    assert logged.encode() in line
+    log.write_bytes(_lines(line))
+    ka.ingest(log, tmp_path / "lake")
+    assert ka.scan(tmp_path / "lake").collect()[s.REQUEST_OBJECT].to_list() == [expected]
 
 
 def test_go_escaped_bodies_are_kept_byte_for_byte(shared_samples: Path, tmp_path: Path) -> None:
