@@ -103,14 +103,14 @@ WITH parsed AS (
     FROM (SELECT line, nbytes, text, fmt, lossy, source, {{transform}} AS e FROM lines WHERE keep)
 ), flat AS (
     SELECT *,
+        requestObject IS NOT NULL OR responseObject IS NOT NULL AS has_body,
         -- json_transform reads any JSON value into the struct; only an object has an auditID,
         -- so the text (copied by ltrim) is looked at only for the rare rows without one.
         CASE WHEN unparsed THEN NULL
              WHEN auditID IS NOT NULL OR starts_with(ltrim(text), '{{') THEN 'OBJECT'
              ELSE 'VALUE' END AS jtype,
         -- Only bodies need the escape check; skipping it elsewhere saves a pass over the text.
-        CASE WHEN requestObject IS NOT NULL OR responseObject IS NOT NULL
-             THEN needs_go_escapes(text) END AS fix,
+        CASE WHEN has_body THEN needs_go_escapes(text) END AS fix,
         -- A body is parsed once more, for its managedFields (one json_transform per body:
         -- json_extract per path parsed it once per path).
         managed_fields(requestObject) AS request_mf,
@@ -145,7 +145,7 @@ SELECT
     (objectRef.resource IN ('secrets', 'tokenreviews')
         OR objectRef.resource = 'serviceaccounts' AND objectRef.subresource = 'token'
         OR has_secret(requestObject) OR has_secret(responseObject)) IS TRUE
-      AND (requestObject IS NOT NULL OR responseObject IS NOT NULL) AS risky,
+      AND has_body AS risky,
     -- The text goes back only for lines that will be quarantined: copying it all costs time.
     CASE WHEN problem IS NOT NULL THEN text END AS text,
     problem,
@@ -210,8 +210,8 @@ SELECT
     nbytes::INTEGER AS event_bytes,
     strlen(request_text)::INTEGER AS request_object_bytes,
     strlen(response_text)::INTEGER AS response_object_bytes,
-    CASE WHEN requestObject IS NOT NULL OR responseObject IS NOT NULL
-         THEN mf_bytes(request_mf) + mf_bytes(response_mf) END::INTEGER AS managed_fields_bytes,
+    CASE WHEN has_body THEN mf_bytes(request_mf) + mf_bytes(response_mf) END::INTEGER
+        AS managed_fields_bytes,
     source AS source_file,
     line AS source_line,
     fmt AS source_format,
@@ -308,6 +308,14 @@ class Parser:
             at = schema.get_field_index(name)
             schema = schema.set(at, schema.field(at).with_metadata(metadata))
         return pa.Table.from_arrays(parsed.columns, schema=schema)
+
+
+def to_problems(parsed: pa.Table) -> pa.Table | None:
+    """The bad rows of a parsed batch (``line``, ``problem``, ``detail``, ``text``), or None."""
+    problem = parsed["problem"]
+    if problem.null_count == len(problem):
+        return None
+    return parsed.filter(pc.is_valid(problem)).select(["line", "problem", "detail", "text"])
 
 
 def to_events(parsed: pa.Table) -> pa.Table:

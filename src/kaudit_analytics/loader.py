@@ -289,7 +289,6 @@ def _bad_lines_frame(bad: list[_lines.BadLine]) -> pl.DataFrame:
 
 
 _RETRY: Final = ("invalid-json", "not-an-event", "missing-fields")
-_BAD_COLUMNS: Final = ["line", "problem", "detail", "text"]
 
 
 def _parse_batch(
@@ -322,11 +321,9 @@ def _parse_batch(
     if block.fmt in ("auto", "native"):
         parsed = run.parser.parse(table, block.source)
         events.append(_parse.to_events(parsed))
-        problem = parsed["problem"]
-        if problem.null_count < len(problem):
-            bad = parsed.filter(pc.is_valid(problem)).select(_BAD_COLUMNS)
-            if block.fmt == "auto":
-                failed = bad.filter(pc.is_in(bad["problem"], pa.array(_RETRY)))
+        bad = _parse.to_problems(parsed)
+        if bad is not None and block.fmt == "auto":
+            failed = bad.filter(pc.is_in(bad["problem"], pa.array(_RETRY)))
     else:
         # A forced format: no line is read as a native event first.
         lines = table.filter(batch.keep)
@@ -344,9 +341,8 @@ def _parse_batch(
         bad = bad.filter(pc.invert(pc.is_in(bad["line"], done)))
         if again is not None:
             events.append(_parse.to_events(again))
-            problem = again["problem"]
-            if problem.null_count < len(problem):
-                more = again.filter(pc.is_valid(problem)).select(_BAD_COLUMNS)
+            more = _parse.to_problems(again)
+            if more is not None:
                 bad = pa.concat_tables([bad, more], promote_options="permissive")
     if bad is None or not bad.num_rows:
         quarantine = _bad_lines_frame([])
@@ -681,15 +677,14 @@ def _flush(run: _Run) -> None:
     for day, part in parts.items():
         run.partitions.add(f"{s.CLUSTER}={run.cluster}/{s.DATE}={day}")
         run.events_written += part.num_rows
-    sources = None
+    quarantine, sources = run.quarantine, None
     if run.pending:
         run.sources.update(run.pending)
         run.pending.clear()
         sources = dict(run.sources)
-    job = (run.lake, run.cluster, parts, run.quarantine, sources)
     run.buffer, run.quarantine, run.buffered_bytes = {}, [], 0
-    if parts or job[3] or sources is not None:
-        run.writing = run.writer.submit(_write, *job)
+    if parts or quarantine or sources is not None:
+        run.writing = run.writer.submit(_write, run.lake, run.cluster, parts, quarantine, sources)
 
 
 def _write(
