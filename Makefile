@@ -36,8 +36,8 @@ java:
 	  echo "java not installed: the Spark tests will be skipped"; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check kaudit_analytics tests bench
+	$(BIN)/ruff format --check kaudit_analytics tests bench
 	$(BIN)/mypy
 
 ## lab: JupyterLab on notebooks/, with this project's kernel and the demo lake loaded
@@ -54,7 +54,7 @@ report: demo
 ## sample: rebuild the committed sample (data/sample) and its packaged copy
 sample: $(STAMP)
 	$(BIN)/python -c "from kaudit_analytics.sample import write_sample; \
-	  write_sample('data/sample'); write_sample('src/kaudit_analytics/data/sample')"
+	  write_sample('data/sample')"
 
 ## bench: the performance numbers in BENCHMARKS.md (large generated corpora; takes minutes)
 bench: $(STAMP)

@@ -102,7 +102,7 @@ _DUCKDB = (
 # to Parquet. It has everything but line numbers, dedupe, quarantine, redaction and partitions.
 _DUCKDB_LINES = (
     "import duckdb\n"
-    "from kaudit_analytics._parse import _EVENT_SHAPE as shape\n"
+    "from kaudit_analytics.ingestion.parse import _EVENT_SHAPE as shape\n"
     "con = duckdb.connect(config={{'preserve_insertion_order': False}})\n"
     "con.execute(f\"COPY (SELECT strlen(line) AS nbytes, unnest(json_transform(line, '{{shape}}')) "
     "FROM read_csv('{src}', columns={{{{'line': 'VARCHAR'}}}}, delim='\\x01', quote='', "

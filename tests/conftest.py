@@ -8,9 +8,7 @@ import polars as pl
 import pytest
 
 import kaudit_analytics as ka
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+from tests.paths import SHARED_SAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +22,7 @@ def shared_samples() -> Path:
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake loaded once per session from the bundled sample (``data/sample``)."""
-    from kaudit_analytics.sample import SAMPLE_DIR
+    from kaudit_analytics.testing import SAMPLE_DIR
 
     lake = tmp_path_factory.mktemp("sample-lake")
     ka.ingest(SAMPLE_DIR, lake)

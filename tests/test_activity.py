@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -40,6 +39,7 @@ from kaudit_analytics.schema import (
     USER,
     VERB,
 )
+from tests.paths import REPO
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -521,7 +521,7 @@ def test_every_aggregate_counts_each_request_once(events: pl.LazyFrame, top: int
 
 # --------------------------------------------------------------------------- the bundled sample
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = REPO / "data" / "sample"
 
 
 @pytest.fixture(scope="module")

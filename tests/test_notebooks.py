@@ -24,8 +24,9 @@ import pytest
 from nbclient import NotebookClient
 
 import kaudit_analytics as ka
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SAMPLE = ROOT / "data" / "sample"
 CELL_TIMEOUT_S = 180

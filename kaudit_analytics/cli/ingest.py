@@ -1,0 +1,118 @@
+"""``kaudit ingest``: load audit logs into a lake."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+import pyarrow as pa
+
+from kaudit_analytics import ingestion as _ingest
+from kaudit_analytics import lake as _lake
+from kaudit_analytics.cli._options import lake_option
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[_ingest.Progress], None] | None]:
+    """A one-line progress display on a terminal (files, bytes, events/s); nothing otherwise."""
+    if not enabled:
+        yield None
+        return
+    began = time.perf_counter()
+
+    def update(done: _ingest.Progress) -> None:
+        rate = done.events_read / max(time.perf_counter() - began, 1e-9)
+        click.echo(
+            f"\r{done.files_done:>5}/{done.files} files  {done.bytes_read / 1e6:10,.1f} MB  "
+            f"{done.events_read:>12,} events  {rate:>10,.0f} ev/s",
+            nl=False,
+            err=True,
+        )
+
+    try:
+        yield update
+    finally:
+        click.echo("", err=True)
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed blocks instead of returning each one to the kernel.
+
+    Every 16 MiB block, parse result and write buffer is a fresh allocation; by default glibc
+    maps and unmaps each, and the kernel zeroes every page again (about a fifth of a load's
+    samples in a profile, 8 % of its CPU time measured in BENCHMARKS.md). Arrow's own pool
+    (mimalloc) hands its freed pages back too, so Arrow allocates from glibc here (another 5 %).
+    Only this command's process is tuned, never a notebook that imports the library. A no-op
+    off glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
+        libc.mallopt(m_trim_threshold, 1 << 30)
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True)
+@lake_option()
+@click.option("--cluster", default="default", show_default=True, help="Cluster partition.")
+@click.option("--format", "fmt", type=click.Choice(_ingest.FORMATS), help="Skip detection.")
+@click.option("--keep-secrets", is_flag=True, help="Do not redact Secret values and tokens.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when any line was quarantined.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another ingest holds the lake.")
+def ingest_command(
+    paths: tuple[str, ...],
+    lake: str,
+    cluster: str,
+    fmt: str | None,
+    keep_secrets: bool,
+    strict: bool,
+    no_wait: bool,
+) -> None:
+    """Load audit logs (files, folders, globs, .gz, tarballs, s3:// gs:// az://) into a lake."""
+    _keep_freed_memory()
+    try:
+        with _progress(sys.stderr.isatty()) as progress:
+            stats = _ingest.ingest(
+                paths,
+                lake,
+                cluster=cluster,
+                format=fmt,
+                keep_secrets=keep_secrets,
+                wait=not no_wait,
+                progress=progress,
+            )
+    except (_ingest.IngestError, _lake.LakeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(stats.summary())
+    if stats.events_read == 0 and stats.quarantined:
+        raise click.ClickException("nothing could be loaded: every line was quarantined")
+    if strict and stats.quarantined:
+        raise click.ClickException(f"--strict: {stats.quarantined} line(s) were quarantined")
+
+
+@click.command("describe")
+@lake_option()
+def describe_command(lake: str) -> None:
+    """Show what a lake holds: events, users, time span, bytes."""
+    try:
+        click.echo(_lake.describe(lake).summary())
+    except _lake.LakeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("demo")
+@lake_option(required=False, default="build/demo-lake")
+def demo_command(lake: str) -> None:
+    """Load the bundled sample into a lake and show what it holds."""
+    from kaudit_analytics.testing import SAMPLE_DIR
+
+    stats = _ingest.ingest(SAMPLE_DIR, lake)
+    click.echo(stats.summary())
+    click.echo(_lake.describe(lake).summary())

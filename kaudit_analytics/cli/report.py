@@ -1,0 +1,83 @@
+"""``kaudit report``: compliance report over a window of the lake.
+
+Exit codes, for cron and CI: 0 when no control at or above ``--fail-on`` failed, 1 when one
+did, 2 when the report could not be made (bad option, missing lake, invalid policy).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import click
+
+from kaudit_analytics import report as _report
+from kaudit_analytics.cli._options import engine_options, lake_option
+from kaudit_analytics.compliance import SEVERITIES, Severity
+from kaudit_analytics.lake import LakeError
+from kaudit_analytics.policy import PolicyError
+from kaudit_analytics.spark.session import SparkUnavailableError
+from kaudit_analytics.window import WindowError
+
+
+class _ReportFailed(click.ClickException):
+    exit_code = _report.EXIT_ERROR
+
+
+@click.command("report")
+@lake_option(spark=True)
+@click.option("--since", default="7d", show_default=True, help="Date, timestamp or duration.")
+@click.option("--until", default=None, help="Date, timestamp or duration back from now [now].")
+@click.option("--policy", type=click.Path(dir_okay=False), help="Audit policy: adds coverage.")
+@click.option("--cluster", multiple=True, help="Only this cluster (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--format",
+    "formats",
+    default="html,md,json",
+    show_default=True,
+    help="Comma-separated renderings; evidence.parquet and evidence.csv are always written.",
+)
+@click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings this severe.")
+@engine_options
+def report_command(
+    lake: str,
+    since: str,
+    until: str | None,
+    policy: str | None,
+    cluster: tuple[str, ...],
+    out: str,
+    formats: str,
+    fail_on: Severity | None,
+    engine: str,
+    master: str,
+) -> None:
+    """Assess the compliance controls over a window and write the report and its evidence.
+
+    Exit status: 0 when no control at or above --fail-on failed, 1 when one did, 2 when the
+    report could not be made.
+    """
+    try:
+        window = _report.parse_window(since, until, now=dt.datetime.now(dt.UTC))
+        make = _report.report_from_lake
+        if engine == "spark":
+            from kaudit_analytics import spark as _spark
+
+            make = functools.partial(
+                _spark.report_from_lake, _spark.session(master, app_name="kaudit report")
+            )
+        result = make(lake, window, policy_path=policy, cluster=list(cluster) or None)
+        written = _report.write_report(result, out, formats.split(","))
+    except (
+        _report.ReportError,
+        WindowError,
+        LakeError,
+        PolicyError,
+        OSError,
+        SparkUnavailableError,
+    ) as error:
+        raise _ReportFailed(str(error)) from None
+    counts = ", ".join(f"{n} {status}" for status, n in result.status_counts().items())
+    click.echo(f"{len(result.rows)} controls over {result.events} events: {counts}")
+    click.echo("\n".join(str(path) for path in written))
+    click.get_current_context().exit(_report.exit_code(result, fail_on))

@@ -1,0 +1,20 @@
+"""Raw audit logs into the lake: the only code that reads them.
+
+``ingest`` finds the sources (``discover``: files, folders, globs, archives, buckets), cuts
+them into numbered lines (``lines``), recognises each record's format (``formats``), parses
+it into the events table (``parse``), redacts secrets (``redact``), drops events the lake
+already holds (``dedupe``) and makes each flush visible (``commit``); ``loader`` runs it all.
+"""
+
+from __future__ import annotations
+
+from kaudit_analytics.ingestion.loader import (
+    FORMATS,
+    IngestError,
+    IngestStats,
+    Problem,
+    Progress,
+    ingest,
+)
+
+__all__ = ["FORMATS", "IngestError", "IngestStats", "Problem", "Progress", "ingest"]

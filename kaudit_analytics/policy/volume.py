@@ -1,0 +1,791 @@
+"""Replaying observed traffic under a candidate policy: events and bytes it would write.
+
+How the replay works (``reference/policy-semantics.md`` §6):
+
+* The policy is evaluated once per request (all stage events share ``audit_id``).
+* A request has the stages the apiserver emits for it: ``RequestReceived``;
+  ``ResponseStarted`` when long-running (verb watch/proxy, subresource
+  attach/exec/proxy/log/portforward, or ``/debug/pprof/``); then ``ResponseComplete``, or
+  ``Panic`` when the observed log shows one. A failed authentication is one
+  ``ResponseStarted`` event (no user, code 401). Stages the observed policy omitted are
+  synthesized.
+* Bytes of an observed stage event are **exact**: the real serialized size, with the
+  ``level`` string swapped and the ``requestObject`` / ``responseObject`` /
+  ``managedFields`` the candidate drops subtracted (key and comma included).
+* Bytes are **modelled** where the candidate needs more than was captured: bodies the
+  observed level did not keep take the mean size of the bodies seen for the same
+  (api_group, resource, verb), and synthesized stage events are derived from a sibling
+  event of the same request (``RequestReceived`` has no responseStatus, annotations,
+  impersonatedUser, nor the uid/resourceVersion/name the apiserver back-fills later).
+* Requests the observed policy never logged are not in the data and cannot be replayed;
+  the result says so and, given the observed policy, lists probe requests that the
+  candidate would log but the observed policy dropped (the estimate is then a lower bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from kaudit_analytics.policy.evaluate import ATTR_COLUMNS, evaluate
+from kaudit_analytics.policy.rules import RuleSet
+from kaudit_analytics.schema import (
+    ANNOTATIONS,
+    API_GROUP,
+    AUDIT_ID,
+    CLUSTER,
+    CODE,
+    DATE,
+    EVENT_BYTES,
+    GROUPS,
+    IMPERSONATED_GROUPS,
+    IMPERSONATED_USER,
+    LEVEL,
+    LEVELS,
+    MANAGED_FIELDS_BYTES,
+    MESSAGE,
+    NAME,
+    NAMESPACE,
+    OBJECT_UID,
+    REASON,
+    REQUEST_OBJECT,
+    REQUEST_OBJECT_BYTES,
+    REQUEST_URI,
+    RESOURCE,
+    RESOURCE_VERSION,
+    RESPONSE_OBJECT_BYTES,
+    STAGE,
+    STAGES,
+    STATUS,
+    SUBRESOURCE,
+    TRUNCATED,
+    USER,
+    VERB,
+)
+
+__all__ = [
+    "BODY_PARTS_SCHEMA",
+    "BY_RULE_SCHEMA",
+    "OBSERVED_SUMS",
+    "VOLUME_SUMS",
+    "VolumeEstimate",
+    "body_model_parts",
+    "estimate_volume",
+    "observed_parts",
+    "predicted_events",
+    "volume_estimate",
+    "volume_parts",
+]
+
+_LONG_VERBS = ("watch", "proxy")
+_LONG_SUBRESOURCES = ("attach", "exec", "proxy", "log", "portforward")
+_REQUEST_KEY = len(',"requestObject":')
+_RESPONSE_KEY = len(',"responseObject":')
+_MANAGED_KEY = len('"managedFields":,')
+_BODY_LEVELS = ("Request", "RequestResponse")
+_SHORT = {"RequestReceived": "rr", "ResponseStarted": "rs", "ResponseComplete": "rc", "Panic": "p"}
+
+BY_RULE_SCHEMA = pl.Schema(
+    {
+        "rule": pl.Int32,
+        "level": pl.String,
+        "stage": pl.String,
+        "events": pl.Int64,
+        "bytes": pl.Int64,
+        "exact_bytes": pl.Int64,
+        "modelled_bytes": pl.Int64,
+        "synthesized_events": pl.Int64,
+    }
+)
+
+
+@dataclass(frozen=True)
+class VolumeEstimate:
+    """What a policy would write for the observed traffic.
+
+    Attributes
+    ----------
+    events, bytes
+        Totals the candidate policy would write.
+    exact_bytes, modelled_bytes
+        How ``bytes`` splits between exact figures and modelled ones.
+    observed_events, observed_bytes
+        What the input holds (the observed policy's output).
+    by_rule
+        One row per rule × level × stage (``rule`` null: no rule matched).
+    by_day
+        One row per date: events and bytes.
+    requests
+        Requests replayed (distinct audit IDs).
+    never_logged
+        Probe requests the candidate logs but the observed policy dropped (needs
+        ``observed_policy``); non-empty means the totals are a lower bound.
+    notes
+        Plain-language caveats.
+    """
+
+    events: int
+    bytes: int
+    exact_bytes: int
+    modelled_bytes: int
+    observed_events: int
+    observed_bytes: int
+    requests: int
+    by_rule: pl.DataFrame
+    by_day: pl.DataFrame
+    never_logged: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def delta_events(self) -> int:
+        """Candidate minus observed events."""
+        return self.events - self.observed_events
+
+    @property
+    def delta_bytes(self) -> int:
+        """Candidate minus observed bytes."""
+        return self.bytes - self.observed_bytes
+
+    @property
+    def lower_bound(self) -> bool:
+        """The candidate logs traffic the observed policy never logged."""
+        return bool(self.never_logged)
+
+
+def _quoted_len(text: pl.Expr) -> pl.Expr:
+    """Bytes of a JSON string as Go writes it (quotes, escapes, \\u0026 for & < >)."""
+    return (
+        text.str.len_bytes()
+        + 2
+        + text.str.count_matches(r'["\\\n\r\t]')
+        + 5 * text.str.count_matches(r"[<>&]")
+    ).cast(pl.Int64)
+
+
+def _status_len() -> pl.Expr:
+    """``,"responseStatus":{...}`` (metav1.Status field order; details are not kept)."""
+    optional = [
+        pl.when(pl.col(c).is_not_null()).then(len(key) + _quoted_len(pl.col(c))).otherwise(0)
+        for c, key in ((STATUS, ',"status":'), (MESSAGE, ',"message":'), (REASON, ',"reason":'))
+    ]
+    code = pl.col(CODE).cast(pl.String).str.len_bytes().cast(pl.Int64)
+    base = len(',"responseStatus":{"metadata":{}') + len(',"code":') + 1
+    return pl.when(pl.col(CODE).is_not_null()).then(base + code + pl.sum_horizontal(optional))
+
+
+def _annotations_len(pairs: pl.Expr, *, latency_only: bool = False) -> pl.Expr:
+    """``,"annotations":{...}`` bytes (or only the latency entries) of a list of pairs."""
+    element = pl.element()
+    key, value = element.struct.field("key"), element.struct.field("value")
+    if latency_only:
+        pairs = pairs.list.eval(element.filter(key.str.starts_with("apiserver.latency.k8s.io/")))
+    sizes = pairs.list.eval(_quoted_len(key) + _quoted_len(value) + 2).list.sum()
+    if latency_only:
+        return sizes.fill_null(0)
+    return pl.when(pairs.list.len() > 0).then(len(',"annotations":{}') - 1 + sizes).otherwise(0)
+
+
+def _impersonation_len() -> pl.Expr:
+    groups = pl.col(IMPERSONATED_GROUPS)
+    group_bytes = groups.list.eval(_quoted_len(pl.element()) + 1).list.sum()
+    with_groups = pl.when(groups.list.len() > 0).then(len(',"groups":[') + group_bytes)
+    return (
+        pl.when(pl.col(IMPERSONATED_USER).is_not_null())
+        .then(
+            len(',"impersonatedUser":{"username":}')
+            + _quoted_len(pl.col(IMPERSONATED_USER))
+            + with_groups.fill_null(0)
+        )
+        .otherwise(0)
+    )
+
+
+def _late_ref_len() -> pl.Expr:
+    """objectRef fields the apiserver fills after RequestReceived (``LogRequestObject``)."""
+    parts = [
+        pl.when(pl.col(OBJECT_UID).is_not_null()).then(
+            len(',"uid":') + _quoted_len(pl.col(OBJECT_UID))
+        ),
+        pl.when(pl.col(RESOURCE_VERSION).is_not_null()).then(
+            len(',"resourceVersion":') + _quoted_len(pl.col(RESOURCE_VERSION))
+        ),
+        pl.when(pl.col(NAME).is_not_null() & (pl.col(ATTR_COLUMNS["name"]) == "")).then(
+            len(',"name":') + _quoted_len(pl.col(NAME))
+        ),
+        pl.when(pl.col(NAMESPACE).is_not_null() & (pl.col(ATTR_COLUMNS["namespace"]) == "")).then(
+            len(',"namespace":') + _quoted_len(pl.col(NAMESPACE))
+        ),
+    ]
+    return pl.sum_horizontal(p.fill_null(0) for p in parts)
+
+
+def _stage_mask(policy: RuleSet) -> pl.Expr:
+    """Per row: a bitmask of the stages the candidate's matching rule keeps (0: none)."""
+    bits = {stage: 1 << i for i, stage in enumerate(_SHORT)}
+    masks = [
+        0
+        if rule.level == "None"
+        else sum(
+            bit for stage, bit in bits.items() if stage not in rule.omit_stages | policy.omit_stages
+        )
+        for rule in policy.rules
+    ]
+    return (
+        pl.col("policy_rule")
+        .replace_strict(list(range(len(masks))), masks, default=0, return_dtype=pl.Int8)
+        .fill_null(0)
+    )
+
+
+def _keeps(stage: str) -> pl.Expr:
+    return (pl.col("keep_mask") & (1 << list(_SHORT).index(stage))) != 0
+
+
+def _ever_keeps(policy: RuleSet, stage: str) -> bool:
+    """Some rule writes ``stage`` (else nothing about that stage needs computing)."""
+    return any(
+        rule.level != "None" and stage not in rule.omit_stages | policy.omit_stages
+        for rule in policy.rules
+    )
+
+
+def _enum_len(column: str, values: tuple[str, ...]) -> pl.Expr:
+    """Bytes of an Enum column's value, from its physical code (no string per row)."""
+    return (
+        pl.col(column)
+        .to_physical()
+        .replace_strict(list(range(len(values))), [len(v) for v in values], return_dtype=pl.Int64)
+    )
+
+
+_LONG_PATH = "__policy_long_running_path"
+
+
+def _long_running_path() -> pl.Expr:
+    """The path's part of kube-apiserver's long-running check (over the attributes)."""
+    sub = pl.col(ATTR_COLUMNS["subresource"])
+    resource_request = pl.col(ATTR_COLUMNS["resource_request"])
+    return (resource_request & sub.is_in(_LONG_SUBRESOURCES)) | (
+        ~resource_request & pl.col(ATTR_COLUMNS["path"]).str.starts_with("/debug/pprof/")
+    )
+
+
+def _long_running() -> pl.Expr:
+    """kube-apiserver's long-running check (``ResponseStarted`` is emitted)."""
+    verb = pl.col(ATTR_COLUMNS["verb"])
+    return (verb.is_in(_LONG_VERBS) | pl.col(_LONG_PATH)).fill_null(value=False)
+
+
+def _omit_managed(policy: RuleSet) -> pl.Expr:
+    """The matching rule's omitManagedFields (the policy's when the rule does not say)."""
+    return pl.col("policy_rule").replace_strict(
+        list(range(len(policy.rules))),
+        [
+            policy.omit_managed_fields if r.omit_managed_fields is None else r.omit_managed_fields
+            for r in policy.rules
+        ],
+        default=policy.omit_managed_fields,
+        return_dtype=pl.Boolean,
+    )
+
+
+def _level(policy: RuleSet) -> pl.Expr:
+    return pl.col("policy_rule").replace_strict(
+        list(range(len(policy.rules))),
+        [rule.level for rule in policy.rules],
+        default=pl.lit("None"),
+        return_dtype=pl.String,
+    )
+
+
+def _row_columns(policy: RuleSet) -> list[pl.Expr]:
+    """Per observed event: its size without level, stage and bodies, and the parts.
+
+    The costly parts (annotation sizes, managedFields inside a request body) are computed
+    only on the rows that need them: other rows get a null input, which polars skips.
+    """
+    stage = pl.col(STAGE)
+    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
+    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
+    omit_managed = _omit_managed(policy)
+    managed = pl.col(MANAGED_FIELDS_BYTES).cast(pl.Int64).fill_null(0)
+    # The split of managedFields between the two bodies matters only when the candidate
+    # keeps the request body alone; parse the body (costly) only then.
+    split = (
+        omit_managed
+        & (pl.col("policy_level") == "Request")
+        & req.is_not_null()
+        & resp.is_not_null()
+        & (managed > 0)
+    )
+    body = pl.when(split).then(pl.col(REQUEST_OBJECT))
+    mf_req = (
+        pl.when(split)
+        .then(
+            body.str.json_path_match("$.metadata.managedFields").str.len_bytes().cast(pl.Int64)
+            + _MANAGED_KEY
+        )
+        .when(resp.is_null())
+        .then(managed)
+        .otherwise(0)
+        .fill_null(0)
+    )
+    # Sources of a synthesized RequestReceived / ResponseStarted (none when no rule writes
+    # that stage: the policy alone says so, and the costly sizes are skipped).
+    late_needed = _keeps("RequestReceived") & (stage != "RequestReceived")
+    latency_needed = _keeps("ResponseStarted") & (stage == "ResponseComplete")
+    if not _ever_keeps(policy, "RequestReceived"):
+        late_needed = pl.lit(value=False)
+    if not _ever_keeps(policy, "ResponseStarted"):
+        latency_needed = pl.lit(value=False)
+    by_stage = []
+    core = (
+        pl.col(EVENT_BYTES).cast(pl.Int64)
+        - _enum_len(LEVEL, LEVELS)
+        - _enum_len(STAGE, STAGES)
+        - pl.when(req.is_not_null()).then(req + _REQUEST_KEY).otherwise(0)
+        - pl.when(resp.is_not_null()).then(resp + _RESPONSE_KEY).otherwise(0)
+    )
+    late = (
+        _status_len().fill_null(0)
+        + _annotations_len(pl.when(late_needed).then(pl.col(ANNOTATIONS))).fill_null(0)
+        + _impersonation_len()
+        + _late_ref_len()
+    )
+    latency = _annotations_len(pl.when(latency_needed).then(pl.col(ANNOTATIONS)), latency_only=True)
+    for name, short in _SHORT.items():
+        hit = stage == name
+        by_stage += [
+            hit.alias(f"has_{short}"),
+            pl.when(hit).then(core).alias(f"core_{short}"),
+            (
+                pl.when(hit & late_needed).then(late)
+                if _ever_keeps(policy, "RequestReceived")
+                else pl.lit(None, dtype=pl.Int64)
+            ).alias(f"late_{short}"),
+        ]
+    final = stage.is_in(["ResponseComplete", "Panic"])
+    started = stage == "ResponseStarted"
+    bodies = {
+        "req": req,
+        "resp": resp,
+        "mf_req": pl.min_horizontal(mf_req, managed),
+        "mf_resp": managed - pl.min_horizontal(mf_req, managed),
+    }
+    return [
+        pl.when(latency_needed).then(latency).alias("latency_rc"),
+        _long_running().alias("long_running"),
+        *by_stage,
+        *(pl.when(final).then(expr).alias(f"{key}_final") for key, expr in bodies.items()),
+        *(pl.when(started).then(expr).alias(f"{key}_started") for key, expr in bodies.items()),
+    ]
+
+
+#: Body sizes assumed when the observed traffic never captured a body of that verb (bytes;
+#: typical single objects of ~1-2 KB, list responses of ~20 objects).
+DEFAULT_REQUEST_BYTES = 1_200
+DEFAULT_RESPONSE_BYTES = 2_000
+DEFAULT_LIST_RESPONSE_BYTES = 20_000
+
+
+#: What ``body_model_parts`` returns: additive sums and counts of the captured body sizes.
+BODY_PARTS_SCHEMA = pl.Schema(
+    {
+        API_GROUP: pl.String,
+        RESOURCE: pl.String,
+        VERB: pl.String,
+        "req_sum": pl.Int64,
+        "req_n": pl.Int64,
+        "resp_sum": pl.Int64,
+        "resp_n": pl.Int64,
+    }
+)
+_BODY_SUMS = ("req_sum", "req_n", "resp_sum", "resp_n")
+
+
+def body_model_parts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Sums and counts of captured body sizes per (api_group, resource, verb).
+
+    Additive: the parts of disjoint slices of the events add up to the parts of the whole,
+    so a distributed engine computes them per batch and sums them (``_body_model`` does).
+    """
+    req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
+    resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
+    return (
+        events.group_by(API_GROUP, RESOURCE, VERB)
+        .agg(
+            req.sum().alias("req_sum"),
+            req.count().cast(pl.Int64).alias("req_n"),
+            resp.sum().alias("resp_sum"),
+            resp.count().cast(pl.Int64).alias("resp_n"),
+        )
+        .cast(dict(BODY_PARTS_SCHEMA))  # type: ignore[arg-type]
+    )
+
+
+def _mean(total: str, count: str) -> pl.Expr:
+    return pl.when(pl.col(count) > 0).then(pl.col(total) / pl.col(count))
+
+
+def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
+    """Mean body sizes per (api_group, resource, verb) where the bodies were captured,
+    falling back to the verb's mean over all resources, then to the defaults above.
+
+    ``parts`` are ``body_model_parts`` of the events, or of slices of them (summed here).
+    """
+    sums = [pl.col(name).sum() for name in _BODY_SUMS]
+    parts = parts.group_by(API_GROUP, RESOURCE, VERB).agg(sums)
+    by_verb = (
+        parts.group_by(VERB)
+        .agg(sums)
+        .select(
+            VERB,
+            _mean("req_sum", "req_n").alias("verb_req"),
+            _mean("resp_sum", "resp_n").alias("verb_resp"),
+        )
+    )
+    default_resp = (
+        pl.when(pl.col(VERB) == "list")
+        .then(DEFAULT_LIST_RESPONSE_BYTES)
+        .otherwise(DEFAULT_RESPONSE_BYTES)
+    )
+    return (
+        parts.with_columns(
+            _mean("req_sum", "req_n").alias("model_req"),
+            _mean("resp_sum", "resp_n").alias("model_resp"),
+        )
+        .join(by_verb, on=VERB, how="left", nulls_equal=True)
+        .select(
+            API_GROUP,
+            RESOURCE,
+            VERB,
+            pl.coalesce("model_req", "verb_req", pl.lit(DEFAULT_REQUEST_BYTES)).alias("model_req"),
+            pl.coalesce("model_resp", "verb_resp", default_resp).alias("model_resp"),
+        )
+    )
+
+
+def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
+    """One row per request; only simple aggregations (polars' fast path).
+
+    Most requests have one event left (the candidate drops the rest, or the observed
+    policy wrote one): those rows pass straight through, and only the requests with
+    several events are grouped.
+    """
+    # Per output column: the per-event value and how a request's events combine.
+    columns: dict[str, tuple[pl.Expr, str]] = {
+        # The level, stage mask and omitManagedFields follow from the rule: recomputed after.
+        **{c: (pl.col(c), "first") for c in ("policy_rule", "long_running")},
+        **{c: (pl.col(c), "first") for c in (API_GROUP, RESOURCE, VERB, DATE)},
+        "observed_level": (pl.col(LEVEL).cast(pl.String), "first"),
+        "no_user": (pl.col(USER).is_null(), "all"),
+        "unauthorized": (pl.col(CODE) == 401, "any"),
+        "truncated": (pl.col(TRUNCATED).fill_null(value=False), "any"),
+        "latency_rc": (pl.col("latency_rc"), "max"),
+        **{
+            f"{part}_{short}": (pl.col(f"{part}_{short}"), "any" if part == "has" else "max")
+            for short in _SHORT.values()
+            for part in ("has", "core", "late")
+        },
+        **{
+            f"{key}_{which}": (pl.col(f"{key}_{which}"), "max")
+            for key in ("req", "resp", "mf_req", "mf_resp")
+            for which in ("final", "started")
+        },
+    }
+    alone = {
+        "first": lambda e: e,
+        "max": lambda e: e,
+        "any": lambda e: e.fill_null(value=False),
+        "all": lambda e: e.fill_null(value=True),
+    }
+    keys = [CLUSTER, AUDIT_ID]
+    evaluated = evaluated.with_columns(pl.struct(keys).is_duplicated().alias("__several")).cache()
+    several = pl.col("__several")
+    grouped = (
+        evaluated.filter(several)
+        .group_by(keys)
+        .agg(getattr(expr, how)().alias(name) for name, (expr, how) in columns.items())
+    )
+    single = evaluated.filter(~several).select(
+        *keys, *(alone[how](expr).alias(name) for name, (expr, how) in columns.items())
+    )
+    return pl.concat([grouped, single]).with_columns(
+        # Bodies come from the final event, or from the lone ResponseStarted of a failed login.
+        *(
+            pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
+            for key in ("req", "resp", "mf_req", "mf_resp")
+        ),
+        _level(policy).alias("policy_level"),
+        _stage_mask(policy).alias("keep_mask"),
+        _omit_managed(policy).alias("omit_managed"),
+        pl.col(VERB).fill_null("").alias(ATTR_COLUMNS["verb"]),
+    )
+
+
+def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
+    """One row per request × stage the candidate writes, with bytes and exactness."""
+    rule = pl.col("policy_rule")
+    level = pl.col("policy_level")
+    verb = pl.col(ATTR_COLUMNS["verb"])
+    long_running = pl.col("long_running")
+    auth_failed = (
+        pl.col("no_user")
+        & pl.col("unauthorized")
+        & pl.col("has_rs")
+        & ~pl.col("has_rr")
+        & ~pl.col("has_rc")
+        & ~pl.col("has_p")
+    )
+    exists = {
+        "RequestReceived": ~auth_failed,
+        "ResponseStarted": pl.col("has_rs") | (long_running & ~auth_failed),
+        "ResponseComplete": ~auth_failed & ~pl.col("has_p"),
+        "Panic": pl.col("has_p"),
+    }
+    omit_managed = pl.col("omit_managed")
+    # Bodies of the final event, as the candidate keeps them.
+    observed_level = pl.col("observed_level")
+    wants_req = level.is_in(_BODY_LEVELS)
+    wants_resp = level == "RequestResponse"
+    had_req = observed_level.is_in(_BODY_LEVELS) & ~pl.col("truncated")
+    had_resp = (observed_level == "RequestResponse") & ~pl.col("truncated")
+    req_exact = pl.when(wants_req & pl.col("req").is_not_null()).then(
+        pl.col("req") + _REQUEST_KEY - pl.when(omit_managed).then(pl.col("mf_req")).otherwise(0)
+    )
+    resp_exact = pl.when(wants_resp & pl.col("resp").is_not_null()).then(
+        pl.col("resp") + _RESPONSE_KEY - pl.when(omit_managed).then(pl.col("mf_resp")).otherwise(0)
+    )
+    # Not captured: model from the same (group, resource, verb) where the body was seen.
+    body_verbs = verb.is_in(["create", "update", "patch", "delete", "deletecollection"])
+    req_model = pl.when(wants_req & ~had_req & body_verbs).then(
+        pl.col("model_req").fill_null(0).round(0).cast(pl.Int64) + _REQUEST_KEY
+    )
+    resp_model = pl.when(wants_resp & ~had_resp & ~long_running).then(
+        pl.col("model_resp").fill_null(0).round(0).cast(pl.Int64) + _RESPONSE_KEY
+    )
+    # Sibling event that a missing stage is derived from (final, then started, then received).
+    source_core = pl.coalesce(
+        pl.col("core_rc"), pl.col("core_p"), pl.col("core_rs"), pl.col("core_rr")
+    )
+    source_late = pl.coalesce(
+        pl.col("late_rc"), pl.col("late_p"), pl.col("late_rs"), pl.lit(0, dtype=pl.Int64)
+    )
+    synth_core = {
+        "RequestReceived": source_core - source_late,
+        "ResponseStarted": pl.coalesce(
+            pl.col("core_rc") - pl.col("latency_rc"), pl.col("core_p"), pl.col("core_rr")
+        ),
+        "ResponseComplete": pl.coalesce(pl.col("core_rs"), pl.col("core_rr")),
+        "Panic": pl.col("core_p"),
+    }
+    prepared = requests.with_columns(
+        auth_failed.alias("auth_failed"),
+        (req_exact.fill_null(0) + resp_exact.fill_null(0)).alias("body_exact"),
+        (req_model.fill_null(0) + resp_model.fill_null(0)).alias("body_model"),
+        level.str.len_bytes().cast(pl.Int64).alias("level_bytes"),
+    )
+    # One Int64 per stage packs bytes and the two flags (null: not written); unpivoting
+    # those four columns is a cheap columnar reshape.
+    packed = []
+    for stage, short in _SHORT.items():
+        has = pl.col(f"has_{short}")
+        final = stage in ("ResponseComplete", "Panic")
+        carries = pl.lit(final) | (pl.col("auth_failed") if stage == "ResponseStarted" else False)
+        core = pl.when(has).then(pl.col(f"core_{short}")).otherwise(synth_core[stage])
+        body_model = pl.when(carries).then(pl.col("body_model")).otherwise(0)
+        body_exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
+        size = (core + pl.col("level_bytes") + len(stage) + body_exact + body_model).fill_null(0)
+        modelled = (~has | (body_model > 0)).cast(pl.Int64)
+        emit = (exists[stage] & _keeps(stage)).fill_null(value=False)
+        packed.append(
+            pl.when(emit)
+            .then(size.cast(pl.Int64) * 4 + modelled * 2 + (~has).cast(pl.Int64))
+            .alias(stage)
+        )
+    value = pl.col("value")
+    size = value // 4
+    modelled = (value // 2 % 2) == 1
+    return (
+        prepared.select(CLUSTER, AUDIT_ID, DATE, rule.alias("rule"), level.alias("level"), *packed)
+        .unpivot(
+            on=list(_SHORT),
+            index=[CLUSTER, AUDIT_ID, DATE, "rule", "level"],
+            variable_name="stage",
+        )
+        .filter(value.is_not_null())
+        .select(
+            CLUSTER,
+            AUDIT_ID,
+            DATE,
+            "rule",
+            "level",
+            "stage",
+            size.alias("bytes"),
+            pl.when(modelled).then(0).otherwise(size).alias("exact_bytes"),
+            pl.when(modelled).then(size).otherwise(0).alias("modelled_bytes"),
+            modelled.alias("modelled"),
+            (value % 2 == 1).alias("synthesized"),
+        )
+    )
+
+
+_NEEDED = (
+    CLUSTER,
+    DATE,
+    AUDIT_ID,
+    STAGE,
+    LEVEL,
+    VERB,
+    REQUEST_URI,
+    USER,
+    GROUPS,
+    API_GROUP,
+    RESOURCE,
+    SUBRESOURCE,
+    NAMESPACE,
+    NAME,
+    OBJECT_UID,
+    RESOURCE_VERSION,
+    CODE,
+    STATUS,
+    REASON,
+    MESSAGE,
+    ANNOTATIONS,
+    IMPERSONATED_USER,
+    IMPERSONATED_GROUPS,
+    REQUEST_OBJECT,
+    EVENT_BYTES,
+    REQUEST_OBJECT_BYTES,
+    RESPONSE_OBJECT_BYTES,
+    MANAGED_FIELDS_BYTES,
+    TRUNCATED,
+)
+
+
+def predicted_events(
+    policy: RuleSet, events: pl.LazyFrame, *, body_parts: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """One row per event the policy would write for the observed requests.
+
+    Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized.
+
+    ``events`` must hold every event of each request it holds (the replay is per request).
+    Bodies that were not captured are modelled from ``body_parts`` (``body_model_parts`` of
+    all the observed events), by default from ``events`` themselves: a distributed engine
+    that gives this function one slice of the requests at a time passes the parts of all.
+    """
+    light = [
+        CLUSTER, AUDIT_ID, DATE, LEVEL, USER, CODE, TRUNCATED, API_GROUP, RESOURCE, VERB,
+        "policy_rule", "policy_level", "long_running", "latency_rc",
+        *(f"{part}_{short}" for short in _SHORT.values() for part in ("has", "core", "late")),
+        *(f"{key}_{which}" for key in ("req", "resp", "mf_req", "mf_resp")
+          for which in ("final", "started")),
+    ]  # fmt: skip
+    # The attribute name decides only the bytes of a synthesized RequestReceived (which
+    # lacks a name the apiserver back-fills later): without one, skip parsing every
+    # distinct watch's field selector.
+    late = _ever_keeps(policy, "RequestReceived")
+    evaluated = (
+        evaluate(
+            policy,
+            events.select(_NEEDED),
+            selector_names=late,
+            attributes=("name", "namespace") if late else (),
+            derived={_LONG_PATH: _long_running_path()},
+        )
+        .with_columns(_stage_mask(policy).alias("keep_mask"))
+        .with_columns(_row_columns(policy))
+        # Only small columns go on: bodies and annotations are not copied by the filter.
+        .select(light)
+        # The decision is per request, so a request the policy drops has no row left.
+        .filter(pl.col("policy_level") != "None")
+    )
+    parts = body_model_parts(events) if body_parts is None else body_parts
+    requests = _per_request(evaluated, policy).join(
+        _body_model(parts), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
+    )
+    return _stage_rows(requests, policy)
+
+
+#: The additive measures of ``volume_parts``; ``volume_estimate`` sums them.
+VOLUME_SUMS = ("events", "bytes", "exact_bytes", "modelled_bytes", "synthesized_events")
+#: What ``observed_parts`` returns; ``requests`` adds up only over slices that split no request.
+OBSERVED_SUMS = ("events", "bytes", "requests")
+
+
+def volume_parts(stages: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """``(by_rule, by_day)`` sums of ``predicted_events``: additive over slices of requests."""
+    sums = [
+        pl.len().cast(pl.Int64).alias("events"),
+        pl.col("bytes").sum().alias("bytes"),
+        pl.col("exact_bytes").sum(),
+        pl.col("modelled_bytes").sum(),
+        pl.col("synthesized").sum().cast(pl.Int64).alias("synthesized_events"),
+    ]
+    return stages.group_by("rule", "level", "stage").agg(sums), stages.group_by(DATE).agg(sums)
+
+
+def observed_parts(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Events, bytes and requests (distinct audit IDs) the input holds, as one row."""
+    return events.select(
+        pl.len().cast(pl.Int64).alias("events"),
+        pl.col(EVENT_BYTES).cast(pl.Int64).sum().alias("bytes"),
+        pl.col(AUDIT_ID).n_unique().cast(pl.Int64).alias("requests"),
+    )
+
+
+def volume_estimate(
+    by_rule: pl.DataFrame,
+    by_day: pl.DataFrame,
+    observed: pl.DataFrame,
+    *,
+    never_logged: tuple[str, ...] = (),
+) -> VolumeEstimate:
+    """The estimate from ``volume_parts`` and ``observed_parts`` of one or many slices.
+
+    Every figure is a sum, so the parts of slices (a distributed engine's partitions) give
+    the same estimate as the parts of the whole.
+    """
+    sums = [pl.col(name).sum().cast(pl.Int64) for name in VOLUME_SUMS]
+    by_rule = (
+        by_rule.group_by("rule", "level", "stage")
+        .agg(sums)
+        .sort("rule", "stage", nulls_last=True)
+        .cast(dict(BY_RULE_SCHEMA))  # type: ignore[arg-type]
+    )
+    by_day = by_day.group_by(DATE).agg(sums).sort(DATE)
+    seen = observed.select(pl.col(name).sum().cast(pl.Int64) for name in OBSERVED_SUMS).row(0)
+    notes = [
+        "Requests the observed policy did not log are not in the data and cannot be replayed.",
+    ]
+    if never_logged:
+        notes.append(
+            f"The candidate logs {len(never_logged)} kind(s) of probe request the observed "
+            "policy dropped: the totals are a lower bound."
+        )
+    return VolumeEstimate(
+        events=int(by_rule["events"].sum()),
+        bytes=int(by_rule["bytes"].sum()),
+        exact_bytes=int(by_rule["exact_bytes"].sum()),
+        modelled_bytes=int(by_rule["modelled_bytes"].sum()),
+        observed_events=int(seen[0] or 0),
+        observed_bytes=int(seen[1] or 0),
+        requests=int(seen[2] or 0),
+        by_rule=by_rule,
+        by_day=by_day,
+        never_logged=never_logged,
+        notes=tuple(notes),
+    )
+
+
+def estimate_volume(
+    policy: RuleSet, events: pl.LazyFrame, *, never_logged: tuple[str, ...] = ()
+) -> VolumeEstimate:
+    """See ``Policy.estimate_volume``."""
+    # Materialised once: both tables below read it.
+    stages = predicted_events(policy, events).collect().lazy()
+    by_rule, by_day = volume_parts(stages)
+    parts = pl.collect_all([by_rule, by_day, observed_parts(events)])
+    return volume_estimate(*parts, never_logged=never_logged)
