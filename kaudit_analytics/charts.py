@@ -48,7 +48,7 @@ import altair as alt
 import polars as pl
 
 from kaudit_analytics.exprs import ACTOR_KINDS
-from kaudit_analytics.schema import CODE, NAMESPACE, VERB
+from kaudit_analytics.schema import CODE, NAMESPACE, VERB, VERBS
 
 __all__ = [
     "MAX_ROWS",
@@ -75,16 +75,7 @@ MAX_ROWS = 5_000
 Measure = Literal["requests", "events", "bytes"]
 
 # Verbs in the order people read them: reads, writes, then anything else as it comes.
-_VERB_ORDER = [
-    "get",
-    "list",
-    "watch",
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-]
+_VERB_ORDER = list(VERBS)
 _WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _OUTCOME_DOMAIN = ["success", "denied", "client_error", "server_error", "unknown"]
 _OUTCOME_RANGE = ["#4c956c", "#d1495b", "#edae49", "#7b2cbf", "#9e9e9e"]

@@ -99,9 +99,11 @@ __all__ = [
     "ACTOR_KIND",
     "ACTOR_KINDS",
     "AKS_USERS",
+    "CHANGE_VERBS",
     "CLOUD_PRINCIPAL",
     "CLOUD_PROVIDER",
     "CLOUD_SESSION",
+    "DELETE_VERBS",
     "EFFECTIVE_ACTOR_KIND",
     "EFFECTIVE_GROUPS",
     "EFFECTIVE_USER",
@@ -123,6 +125,7 @@ __all__ = [
     "IS_WRITE_VERB",
     "LATENCY_MS",
     "NODE_NAME",
+    "NOT_FAILED",
     "OUTCOME",
     "OUTCOMES",
     "READ_VERBS",
@@ -349,17 +352,14 @@ EFFECTIVE_ACTOR_KIND: pl.Expr = actor_kind(
 
 # --------------------------------------------------------------------------- verbs, outcomes
 
-#: Verbs that change state: the resource verbs, plus the HTTP methods that
+#: Resource verbs that create or change an object (its new state is the request body).
+CHANGE_VERBS: tuple[str, ...] = ("create", "update", "patch")
+#: Resource verbs that delete objects.
+DELETE_VERBS: tuple[str, ...] = ("delete", "deletecollection")
+#: Verbs that change state: the resource verbs above, plus the HTTP methods that
 #: non-resource requests (``/apis``, ``/healthz``…) are logged with.
-WRITE_VERBS: tuple[str, ...] = (
-    "create",
-    "update",
-    "patch",
-    "delete",
-    "deletecollection",
-    "post",
-    "put",
-)
+WRITE_VERBS: tuple[str, ...] = (*CHANGE_VERBS, *DELETE_VERBS, "post", "put")
+#: Verbs that only read: ``get``, ``list``, ``watch`` and the read-only HTTP methods.
 READ_VERBS: tuple[str, ...] = ("get", "list", "watch", "head", "options")
 IS_WRITE_VERB: pl.Expr = pl.col(VERB).is_in(WRITE_VERBS).fill_null(value=False)
 IS_READ_VERB: pl.Expr = pl.col(VERB).is_in(READ_VERBS).fill_null(value=False)
@@ -370,6 +370,9 @@ IS_DENIED: pl.Expr = (
     .fill_null(value=False)
     .alias("is_denied")
 )
+#: The request did not fail: its response code is not an error, or no response was logged
+#: (a RequestReceived event, an exec still streaming). What "it happened" means to a control.
+NOT_FAILED: pl.Expr = pl.col(CODE).is_null() | (pl.col(CODE) < 400)
 IS_CLIENT_ERROR: pl.Expr = pl.col(CODE).is_between(400, 499).fill_null(value=False)
 IS_SERVER_ERROR: pl.Expr = (pl.col(CODE) >= 500).fill_null(value=False)
 #: 1xx (exec/attach upgrades), 2xx and 3xx.

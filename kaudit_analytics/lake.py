@@ -47,8 +47,24 @@ class LakeLockedError(LakeError):
     """Another ingest holds the lake and the caller asked not to wait."""
 
 
+#: The events table's folder inside a lake.
+EVENTS = "events"
+
+
 def events_dir(lake: Path) -> Path:
-    return lake / "events"
+    """The events table's folder of a local lake."""
+    return lake / EVENTS
+
+
+def events_url(lake: str | os.PathLike[str]) -> str:
+    """The events table's location of a lake given as a path or a URL (``s3a://…``)."""
+    text = os.fspath(lake)
+    return text.rstrip("/") + "/" + EVENTS if "://" in text else str(events_dir(Path(text)))
+
+
+def is_lake(lake: str | os.PathLike[str]) -> bool:
+    """Whether a local folder holds a lake's events table."""
+    return events_dir(Path(lake)).is_dir()
 
 
 def check_cluster(cluster: str) -> str:

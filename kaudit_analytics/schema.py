@@ -70,6 +70,19 @@ __all__ = [
 
 STAGES: tuple[str, ...] = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 LEVELS: tuple[str, ...] = ("None", "Metadata", "Request", "RequestResponse")
+#: The verbs of resource requests, reads first (the order tables and charts show them in).
+VERBS: tuple[str, ...] = (
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+)
+#: Non-resource requests (``/healthz``, ``/apis``…) are logged with their lower-cased HTTP method.
+HTTP_VERBS: tuple[str, ...] = ("get", "head", "options", "post", "put", "patch", "delete")
 Stage = pl.Enum(STAGES)
 Level = pl.Enum(LEVELS)
 

@@ -42,7 +42,7 @@ def _load(source: str) -> _policy.Policy:
 
 
 def _events(lake: str) -> pl.LazyFrame:
-    if not (Path(lake) / "events").is_dir():
+    if not _lake.is_lake(lake):
         msg = f"{lake} is not a kaudit lake (no events folder); run 'kaudit ingest' first"
         raise click.ClickException(msg)
     return _lake.scan(lake)

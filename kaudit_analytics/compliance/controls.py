@@ -15,6 +15,7 @@ from typing import Literal
 
 import polars as pl
 
+from kaudit_analytics import exprs
 from kaudit_analytics import schema as s
 from kaudit_analytics.compliance import evidence as ev
 from kaudit_analytics.compliance.evidence import EvidenceQuery
@@ -155,7 +156,7 @@ CONTROLS: tuple[Control, ...] = (
         detects="get, list or watch of Secrets by a person (not a service account or node).",
         severity="medium",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.1",), soc2=("CC6.1", "CC7.2")),
-        evidence=_W(ev.SECRET_READ & ev.HUMAN & ev.SUCCEEDED),
+        evidence=_W(ev.SECRET_READ & ev.HUMAN & exprs.NOT_FAILED),
         scope=ev.SECRET_READ,
         scope_label="Secret reads",
         probes=(Probe("get", "secrets", namespace="default", name="db"),),
@@ -172,7 +173,7 @@ CONTROLS: tuple[Control, ...] = (
             & pl.col(s.VERB).is_in(("list", "watch"))
             & pl.col(s.NAMESPACE).is_null()
             & ~ev.MACHINERY
-            & ev.SUCCEEDED
+            & exprs.NOT_FAILED
         ),
         scope=ev.SECRET_READ,
         scope_label="Secret reads",
@@ -199,7 +200,7 @@ CONTROLS: tuple[Control, ...] = (
         detects="pods/exec, pods/attach and pods/portforward, by create or by WebSocket get.",
         severity="high",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.2",), soc2=("CC6.1", "CC6.8", "CC7.2")),
-        evidence=_W(ev.POD_EXEC & ev.SUCCEEDED),
+        evidence=_W(ev.POD_EXEC & exprs.NOT_FAILED),
         scope=ev.POD_EXEC,
         scope_label="exec/attach/portforward requests",
         probes=(
@@ -216,7 +217,7 @@ CONTROLS: tuple[Control, ...] = (
         "(including their logs) and to workloads through the API server.",
         severity="medium",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.2", "10.2.1.3"), soc2=("CC6.1", "CC6.6")),
-        evidence=_W(ev.PROXY & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.PROXY & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.PROXY,
         scope_label="proxy requests",
         probes=(
@@ -233,7 +234,7 @@ CONTROLS: tuple[Control, ...] = (
         clauses=_clauses(
             cis=("3.2.2",), pci=("10.2.1.2", "10.2.1.5"), soc2=("CC6.2", "CC6.3", "CC8.1")
         ),
-        evidence=_W(ev.RBAC_WRITE & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.RBAC_WRITE & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.RBAC_WRITE,
         scope_label="RBAC writes",
         probes=(
@@ -272,7 +273,7 @@ CONTROLS: tuple[Control, ...] = (
                 pl.col(s.IMPERSONATED_USER).is_not_null()
                 | (pl.col(s.IMPERSONATED_GROUPS).list.len().fill_null(0) > 0)
             )
-            & ev.SUCCEEDED,
+            & exprs.NOT_FAILED,
             pl.format("as {}", pl.col(s.IMPERSONATED_USER).fill_null("(groups only)")),
         ),
         scope_label="events",
@@ -324,7 +325,7 @@ CONTROLS: tuple[Control, ...] = (
         evidence=_W(
             (ev.SA_TOKEN | (ev.SECRETS & (pl.col(s.VERB) == "create")))
             & ~ev.MACHINERY
-            & ev.SUCCEEDED,
+            & exprs.NOT_FAILED,
             refine=ev.SA_TOKEN | pl.col(s.REQUEST_OBJECT).str.contains(ev.SA_TOKEN_SECRET_BODY),
         ),
         scope=ev.SA_TOKEN,
@@ -348,7 +349,7 @@ CONTROLS: tuple[Control, ...] = (
                 )
             )
             & ~ev.MACHINERY
-            & ev.SUCCEEDED
+            & exprs.NOT_FAILED
         ),
         scope=ev.CSR_WRITE,
         scope_label="CSR requests",
@@ -370,7 +371,7 @@ CONTROLS: tuple[Control, ...] = (
         "to aggregated APIServices: code that sees or changes every request.",
         severity="high",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.2", "10.2.1.7"), soc2=("CC6.8", "CC8.1")),
-        evidence=_W(ev.WEBHOOK_WRITE & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.WEBHOOK_WRITE & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.WEBHOOK_WRITE,
         scope_label="webhook writes",
         probes=(
@@ -393,7 +394,7 @@ CONTROLS: tuple[Control, ...] = (
         detects="Creation, change and deletion of CRDs (new API types).",
         severity="medium",
         clauses=_clauses(pci=("10.2.1.7",), soc2=("CC8.1",)),
-        evidence=_W(ev.CRD_WRITE & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.CRD_WRITE & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.CRD_WRITE,
         scope_label="CRD writes",
         probes=(Probe("create", "customresourcedefinitions", api_group="apiextensions.k8s.io"),),
@@ -405,7 +406,7 @@ CONTROLS: tuple[Control, ...] = (
         "attempts to stop or redirect the audit trail.",
         severity="critical",
         clauses=_clauses(cis=("3.2.1",), pci=("10.2.1.3", "10.2.1.6"), soc2=("CC7.2", "CC8.1")),
-        evidence=_W(ev.AUDIT_CONFIG_WRITE & ev.SUCCEEDED),
+        evidence=_W(ev.AUDIT_CONFIG_WRITE & exprs.NOT_FAILED),
         scope=ev.AUDIT_CONFIG_WRITE,
         scope_label="audit configuration writes",
         probes=(Probe("update", "configmaps", namespace="kube-system", name="audit-policy"),),
@@ -417,7 +418,7 @@ CONTROLS: tuple[Control, ...] = (
         "nodes, ClusterRoles, StorageClasses, by anyone but the control plane and nodes.",
         severity="medium",
         clauses=_clauses(pci=("10.2.1.7",), soc2=("CC8.1",)),
-        evidence=_W(ev.CLUSTER_SCOPED_CREATE_DELETE & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.CLUSTER_SCOPED_CREATE_DELETE & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.CLUSTER_SCOPED_CREATE_DELETE,
         scope_label="cluster-scoped creates/deletes",
         probes=(Probe("create", "namespaces"), Probe("delete", "namespaces", name="team-a")),
@@ -430,7 +431,7 @@ CONTROLS: tuple[Control, ...] = (
         "configuration).",
         severity="high",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.2",), soc2=("CC8.1",)),
-        evidence=_W(ev.KUBE_SYSTEM_WRITE & ~ev.MACHINERY & ev.SUCCEEDED),
+        evidence=_W(ev.KUBE_SYSTEM_WRITE & ~ev.MACHINERY & exprs.NOT_FAILED),
         scope=ev.KUBE_SYSTEM_WRITE,
         scope_label="kube-system writes",
         probes=(
@@ -452,7 +453,7 @@ CONTROLS: tuple[Control, ...] = (
             soc2=("CC6.8", "CC8.1"),
         ),
         evidence=_W(
-            ev.POD_SPEC_WRITE & ev.SUCCEEDED, ev.PRIVILEGED_NAMES, refine=ev.PRIVILEGED_BODY
+            ev.POD_SPEC_WRITE & exprs.NOT_FAILED, ev.PRIVILEGED_NAMES, refine=ev.PRIVILEGED_BODY
         ),
         scope=ev.POD_SPEC_WRITE,
         scope_label="pod creates and workload writes",

@@ -110,8 +110,7 @@ _RBAC_GROUP = "rbac.authorization.k8s.io"
 _RBAC_RESOURCES = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
 _BINDINGS = ("rolebindings", "clusterrolebindings")
 _ROLES = ("roles", "clusterroles")
-_CHANGE_VERBS = ("create", "update", "patch")
-_CREATE_DELETE = ("create", "delete", "deletecollection")
+_CREATE_DELETE = ("create", *exprs.DELETE_VERBS)
 _WORKLOADS = ("deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "cronjobs")
 #: Cluster-scoped "resources" that are questions, not objects: creating one stores nothing.
 _VIRTUAL = (
@@ -125,8 +124,6 @@ HEALTH_PATHS = r"^/(healthz|livez|readyz|version)(/|\?|$)"
 
 CORE = pl.col(s.API_GROUP).fill_null("") == ""
 SECRETS = CORE & (pl.col(s.RESOURCE) == "secrets")
-_READ = pl.col(s.VERB).is_in(("get", "list", "watch"))
-SUCCEEDED = pl.col(s.CODE).is_null() | (pl.col(s.CODE) < 400)
 NO_SUBRESOURCE = pl.col(s.SUBRESOURCE).is_null() | (pl.col(s.SUBRESOURCE) == "")
 _SA_KUBE_SYSTEM = pl.col(s.USER).str.starts_with("system:serviceaccount:kube-system:")
 #: The cluster's own machinery: control-plane users, nodes, and kube-system controllers.
@@ -134,7 +131,7 @@ MACHINERY = (pl.col(ACTOR_COL).is_in(("control_plane", "node")) | _SA_KUBE_SYSTE
     value=False
 )
 
-SECRET_READ = SECRETS & _READ
+SECRET_READ = SECRETS & exprs.IS_READ_VERB
 POD_EXEC = (
     CORE
     & (pl.col(s.RESOURCE) == "pods")
@@ -151,13 +148,13 @@ RBAC_WRITE = (
     & pl.col(s.RESOURCE).is_in(_RBAC_RESOURCES)
     & exprs.IS_WRITE_VERB
 )
-RBAC_CHANGE = RBAC_WRITE & pl.col(s.VERB).is_in(_CHANGE_VERBS)
+RBAC_CHANGE = RBAC_WRITE & pl.col(s.VERB).is_in(exprs.CHANGE_VERBS)
 POD_SPEC_WRITE = (
     CORE & (pl.col(s.RESOURCE) == "pods") & (pl.col(s.VERB) == "create") & NO_SUBRESOURCE
 ) | (
     pl.col(s.API_GROUP).is_in(("apps", "batch", "extensions"))
     & pl.col(s.RESOURCE).is_in(_WORKLOADS)
-    & pl.col(s.VERB).is_in(_CHANGE_VERBS)
+    & pl.col(s.VERB).is_in(exprs.CHANGE_VERBS)
     & NO_SUBRESOURCE
 )
 SA_TOKEN = (
@@ -206,7 +203,6 @@ KUBE_SYSTEM_WRITE = (
 FAILED_AUTHENTICATION = (pl.col(s.CODE) == 401).fill_null(value=False)
 ANONYMOUS = (pl.col(ACTOR_COL) == "anonymous").fill_null(value=False)
 HUMAN = (pl.col(ACTOR_COL) == "human").fill_null(value=False)
-DENIED = pl.col(s.CODE).is_in((401, 403)).fill_null(value=False)
 
 _PSA_ANNOTATION = "pod-security.kubernetes.io/audit-violations"
 _PSA_VALUE = (
@@ -344,7 +340,7 @@ def rbac_escalations(events: pl.LazyFrame, ctx: Context, /) -> pl.LazyFrame:
     the window is not known here).
     """
     del ctx
-    changes = _requests(events, RBAC_CHANGE & SUCCEEDED).with_columns(
+    changes = _requests(events, RBAC_CHANGE & exprs.NOT_FAILED).with_columns(
         ESCALATION_NAMES.alias("_flags"),
         pl.col(s.REQUEST_OBJECT).str.json_path_match("$.roleRef.name").alias("_bound"),
         pl.col(s.REQUEST_OBJECT).str.json_path_match("$.roleRef.kind").alias("_bound_kind"),
@@ -405,7 +401,7 @@ def secret_read_bursts(events: pl.LazyFrame, ctx: Context, /) -> pl.LazyFrame:
 
 
 def _denials(events: pl.LazyFrame) -> pl.LazyFrame:
-    return _requests(events, DENIED).with_columns(
+    return _requests(events, exprs.IS_DENIED).with_columns(
         pl.col(s.USER).fill_null("<unauthenticated>").alias("_who"),
         pl.col(s.SOURCE_IPS).list.first().alias("_where"),
     )

@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from kaudit_analytics.exprs import CHANGE_VERBS
 from kaudit_analytics.policy.model import Policy
 from kaudit_analytics.policy.probes import CIS_PROBES
 from kaudit_analytics.policy.rules import (
@@ -22,6 +23,7 @@ from kaudit_analytics.policy.rules import (
     PolicyRule,
     RequestAttributes,
 )
+from kaudit_analytics.schema import VERBS
 
 __all__ = ["CHECKS", "Finding", "lint_policy"]
 
@@ -51,8 +53,9 @@ _SENSITIVE = (
     ("authentication.k8s.io", "tokenreviews", "error", "bearer tokens under review", True, True),
     ("", "serviceaccounts/token", "error", "issued service-account tokens", False, True),
 )
-_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
-_WRITES = ("create", "update", "patch", "delete")
+#: Verbs lint probes rules with (``deletecollection`` tells nothing ``delete`` does not).
+_VERBS = tuple(verb for verb in VERBS if verb != "deletecollection")
+_WRITES = (*CHANGE_VERBS, "delete")
 
 
 #: Where resources live; "extensions" is accepted for what it once served.

@@ -25,11 +25,20 @@ from kaudit_analytics import exprs
 from kaudit_analytics.policy.model import Policy, load_policy
 from kaudit_analytics.policy.rules import GroupResources, PolicyRule
 from kaudit_analytics.policy.volume import VolumeEstimate, predicted_events
-from kaudit_analytics.schema import API_GROUP, AUDIT_ID, CLUSTER, RESOURCE, SUBRESOURCE, USER, VERB
+from kaudit_analytics.schema import (
+    API_GROUP,
+    AUDIT_ID,
+    CLUSTER,
+    RESOURCE,
+    SUBRESOURCE,
+    USER,
+    VERB,
+    VERBS,
+)
 
 __all__ = ["Suggestion", "policy_yaml", "suggest_policy"]
 
-_READS = ("get", "list", "watch")
+_READS = tuple(verb for verb in exprs.READ_VERBS if verb in VERBS)
 _GUARDED_GROUPS = (
     "rbac.authorization.k8s.io",
     "admissionregistration.k8s.io",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kaudit_analytics import schema as s
-from kaudit_analytics.lake import LakeError
+from kaudit_analytics.lake import LakeError, events_dir, events_url
 from kaudit_analytics.spark._arrow import FILE, ROW, spark_schema
 from kaudit_analytics.window import as_utc
 
@@ -21,12 +21,12 @@ __all__ = ["scan"]
 def _events_path(lake: str | os.PathLike[str]) -> str | None:
     text = os.fspath(lake)
     if "://" in text:
-        return text.rstrip("/") + "/events"
+        return events_url(text)
     root = Path(text)
     if not root.is_dir():
         msg = f"no lake at {root}: the folder does not exist"
         raise LakeError(msg)
-    events = root / "events"
+    events = events_dir(root)
     if not any(events.glob("*/*/*.parquet")):
         return None
     return str(events.resolve())
