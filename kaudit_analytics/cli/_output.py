@@ -1,0 +1,126 @@
+"""How every command prints: one number format, terminal tables that never wrap mid-word, JSON.
+
+Tables go through rich (columns shrink and fold at word boundaries to fit the terminal; plain
+text when the output is not a terminal), numbers through ``number`` (``1,996``; ``0.12``), and
+``--json`` prints the same rows as a JSON list. Commands call ``show`` and never format a
+frame themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+import polars as pl
+
+__all__ = ["bytes_text", "echo_json", "number", "show", "show_totals"]
+
+#: What a missing value prints as in a table.
+MISSING = "-"
+
+
+def number(value: float | None, *, digits: int = 2) -> str:
+    """One format for every count and measure: thousands separators, ``digits`` decimals.
+
+    Examples
+    --------
+    >>> number(1996), number(1234.5678), number(0.0004), number(None)
+    ('1,996', '1,234.57', '0.0004', '-')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{int(value):,}"
+    if value != 0 and abs(value) < 10**-digits:
+        return f"{value:.{digits}g}"  # a small rate keeps its significant digits
+    return f"{value:,.{digits}f}"
+
+
+def bytes_text(value: float | None) -> str:
+    """A byte count for people: ``1.5 MB`` (decimal units, as the cloud price lists use).
+
+    Examples
+    --------
+    >>> bytes_text(999), bytes_text(1_500_000), bytes_text(2.5e9)
+    ('999 B', '1.5 MB', '2.5 GB')
+    """
+    if value is None:
+        return MISSING
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.1f} {unit}"
+    return f"{int(value)} B"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return number(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(item) for item in value)
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, (dt.date, dt.timedelta)):
+        return str(value)
+    return value
+
+
+def echo_json(value: Any) -> None:
+    """Print ``value`` as indented JSON (datetimes in ISO 8601, UTC as ``Z``)."""
+    click.echo(json.dumps(value, default=_jsonable, indent=2, ensure_ascii=False))
+
+
+def show(
+    frame: pl.DataFrame,
+    *,
+    as_json: bool = False,
+    title: str | None = None,
+    empty: str = "(none)",
+    err: bool = False,
+) -> None:
+    """Print a frame as a table (or, with ``as_json``, as a JSON list of rows).
+
+    Numbers are right-aligned and formatted with ``number``; an empty frame prints ``empty``
+    instead of a header with no rows.
+    """
+    if as_json:
+        echo_json(frame.to_dicts())
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=err, soft_wrap=False, highlight=False)
+    if frame.is_empty():
+        console.print(f"{title}: {empty}" if title else empty)
+        return
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for name, dtype in frame.schema.items():
+        numeric = dtype.is_numeric()
+        table.add_column(
+            name, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
+        )
+    for row in frame.iter_rows():
+        table.add_row(*(_cell(value) for value in row))
+    console.print(table)
+
+
+def show_totals(totals: Mapping[str, Any], *, order: Sequence[str] = (), err: bool = False) -> None:
+    """Print ``name: value`` lines, numbers in the one format, aligned on the colon."""
+    names = [*order, *(name for name in totals if name not in order)]
+    width = max((len(name) for name in names), default=0)
+    for name in names:
+        click.echo(f"{name:<{width}}  {_cell(totals[name])}", err=err)
