@@ -86,12 +86,26 @@ CREATE OR REPLACE MACRO as_logged(body, fix) AS CASE
 -- common byte in JSON, cost a twentieth of a body-heavy parse.
 CREATE OR REPLACE MACRO has_secret(body) AS
     CASE WHEN contains(body, 'Secret"') THEN contains(body, '"kind":"Secret"') ELSE false END;
+-- The metadata.managedFields that omitManagedFields drops (apiserver/pkg/audit/request.go,
+-- copyWithoutManagedFields): the object's own, every item's of a list and every row object's of
+-- a meta.k8s.io Table (what kubectl get reads). Each costs its JSON, its key and a comma, but for
+-- the comma when it is all the metadata there is (the reviews: SubjectAccessReview, TokenReview
+-- … have no name); the name fields tell that without parsing the metadata again.
 CREATE OR REPLACE MACRO managed_fields(body) AS json_transform(body,
-    '{"metadata": {"managedFields": "JSON"}, "items": [{"metadata": {"managedFields": "JSON"}}]}');
-CREATE OR REPLACE MACRO mf_bytes(mf) AS
-    coalesce(strlen(mf.metadata.managedFields::VARCHAR) + 17, 0)
+    '{"kind": "VARCHAR",
+      "metadata": {"managedFields": "JSON", "name": "VARCHAR", "generateName": "VARCHAR",
+                   "namespace": "VARCHAR", "uid": "VARCHAR", "creationTimestamp": "VARCHAR"},
+      "items": [{"metadata": {"managedFields": "JSON"}}],
+      "rows": [{"object": {"metadata": {"managedFields": "JSON"}}}]}');
+CREATE OR REPLACE MACRO mf_len(mf, fix) AS strlen(as_logged(mf, fix)) + 17;
+CREATE OR REPLACE MACRO mf_bytes(mf, fix) AS
+    coalesce(mf_len(mf.metadata.managedFields, fix) - CASE WHEN mf.metadata.name IS NULL
+        AND mf.metadata.generateName IS NULL AND mf.metadata.namespace IS NULL
+        AND mf.metadata.uid IS NULL AND mf.metadata.creationTimestamp IS NULL THEN 1 ELSE 0 END, 0)
     + coalesce(list_sum(list_transform(
-        mf.items, lambda i: strlen(i.metadata.managedFields::VARCHAR) + 17)), 0);
+        mf.items, lambda i: mf_len(i.metadata.managedFields, fix))), 0)
+    + CASE WHEN mf.kind = 'Table' THEN coalesce(list_sum(list_transform(
+        mf.rows, lambda r: mf_len(r.object.metadata.managedFields, fix))), 0) ELSE 0 END;
 """
 
 # One row per input line. `ok` rows become events; the rest carry a reason and are quarantined.
@@ -210,8 +224,9 @@ SELECT
     nbytes::INTEGER AS event_bytes,
     strlen(request_text)::INTEGER AS request_object_bytes,
     strlen(response_text)::INTEGER AS response_object_bytes,
-    CASE WHEN has_body THEN mf_bytes(request_mf) + mf_bytes(response_mf) END::INTEGER
-        AS managed_fields_bytes,
+    -- A patch is logged as the client sent it (LogRequestPatch): nothing is dropped from it.
+    CASE WHEN has_body THEN CASE WHEN verb = 'patch' THEN 0 ELSE mf_bytes(request_mf, fix) END
+        + mf_bytes(response_mf, fix) END::INTEGER AS managed_fields_bytes,
     source AS source_file,
     line AS source_line,
     fmt AS source_format,

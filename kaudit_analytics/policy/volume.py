@@ -24,12 +24,14 @@ How the replay works (``reference/policy-semantics.md`` §6):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from kaudit_analytics.policy.evaluate import ATTR_COLUMNS, evaluate
 from kaudit_analytics.policy.rules import RuleSet
+from kaudit_analytics.policy.traffic import Span, span_parts
 from kaudit_analytics.schema import (
     ANNOTATIONS,
     API_GROUP,
@@ -51,11 +53,13 @@ from kaudit_analytics.schema import (
     REASON,
     REQUEST_OBJECT,
     REQUEST_OBJECT_BYTES,
+    REQUEST_TS,
     REQUEST_URI,
     RESOURCE,
     RESOURCE_VERSION,
     RESPONSE_OBJECT_BYTES,
     STAGE,
+    STAGE_TS,
     STAGES,
     STATUS,
     SUBRESOURCE,
@@ -72,8 +76,11 @@ __all__ = [
     "VolumeEstimate",
     "body_model_parts",
     "estimate_volume",
+    "estimate_volumes",
     "observed_parts",
     "predicted_events",
+    "replay_columns",
+    "request_chunks",
     "volume_estimate",
     "volume_parts",
 ]
@@ -123,6 +130,8 @@ class VolumeEstimate:
         ``observed_policy``); non-empty means the totals are a lower bound.
     notes
         Plain-language caveats.
+    span
+        How long the replayed traffic lasted: what daily rates are extrapolated from.
     """
 
     events: int
@@ -136,6 +145,7 @@ class VolumeEstimate:
     by_day: pl.DataFrame
     never_logged: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    span: Span = field(default=Span(None, None))
 
     @property
     def delta_events(self) -> int:
@@ -271,6 +281,17 @@ def _long_running_path() -> pl.Expr:
     )
 
 
+_DISCOVERY = "__policy_discovery_path"
+
+
+def _discovery_path() -> pl.Expr:
+    """API discovery (``/api``, ``/apis/...``): the non-resource requests whose response is
+    an object (``WriteObjectNegotiated``); the others write raw bytes the audit never keeps."""
+    return ~pl.col(ATTR_COLUMNS["resource_request"]) & pl.col(ATTR_COLUMNS["path"]).str.starts_with(
+        "/api"
+    )
+
+
 def _long_running() -> pl.Expr:
     """kube-apiserver's long-running check (``ResponseStarted`` is emitted)."""
     verb = pl.col(ATTR_COLUMNS["verb"])
@@ -313,7 +334,8 @@ def _row_columns(policy: RuleSet) -> list[pl.Expr]:
     # The split of managedFields between the two bodies matters only when the candidate
     # keeps the request body alone; parse the body (costly) only then.
     split = (
-        omit_managed
+        (pl.col(VERB) != "patch")
+        & omit_managed
         & (pl.col("policy_level") == "Request")
         & req.is_not_null()
         & resp.is_not_null()
@@ -321,7 +343,10 @@ def _row_columns(policy: RuleSet) -> list[pl.Expr]:
     )
     body = pl.when(split).then(pl.col(REQUEST_OBJECT))
     mf_req = (
-        pl.when(split)
+        # A patch is logged as sent (``LogRequestPatch``): no managedFields dropped from it.
+        pl.when(pl.col(VERB) == "patch")
+        .then(0)
+        .when(split)
         .then(
             body.str.json_path_match("$.metadata.managedFields").str.len_bytes().cast(pl.Int64)
             + _MANAGED_KEY
@@ -395,6 +420,7 @@ BODY_PARTS_SCHEMA = pl.Schema(
         API_GROUP: pl.String,
         RESOURCE: pl.String,
         VERB: pl.String,
+        "failed": pl.Boolean,
         "req_sum": pl.Int64,
         "req_n": pl.Int64,
         "resp_sum": pl.Int64,
@@ -404,8 +430,13 @@ BODY_PARTS_SCHEMA = pl.Schema(
 _BODY_SUMS = ("req_sum", "req_n", "resp_sum", "resp_n")
 
 
+#: An error's response body is a small ``Status``, a success's the object: modelled apart.
+_FAILED = (pl.col(CODE) >= 400).fill_null(value=False)
+_MODEL_KEY = (API_GROUP, RESOURCE, VERB, "failed")
+
+
 def body_model_parts(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Sums and counts of captured body sizes per (api_group, resource, verb).
+    """Sums and counts of captured body sizes per (api_group, resource, verb, failed).
 
     Additive: the parts of disjoint slices of the events add up to the parts of the whole,
     so a distributed engine computes them per batch and sums them (``_body_model`` does).
@@ -413,7 +444,7 @@ def body_model_parts(events: pl.LazyFrame) -> pl.LazyFrame:
     req = pl.col(REQUEST_OBJECT_BYTES).cast(pl.Int64)
     resp = pl.col(RESPONSE_OBJECT_BYTES).cast(pl.Int64)
     return (
-        events.group_by(API_GROUP, RESOURCE, VERB)
+        events.group_by(API_GROUP, RESOURCE, VERB, _FAILED.alias("failed"))
         .agg(
             req.sum().alias("req_sum"),
             req.count().cast(pl.Int64).alias("req_n"),
@@ -435,12 +466,13 @@ def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
     ``parts`` are ``body_model_parts`` of the events, or of slices of them (summed here).
     """
     sums = [pl.col(name).sum() for name in _BODY_SUMS]
-    parts = parts.group_by(API_GROUP, RESOURCE, VERB).agg(sums)
+    parts = parts.group_by(*_MODEL_KEY).agg(sums)
     by_verb = (
-        parts.group_by(VERB)
+        parts.group_by(VERB, "failed")
         .agg(sums)
         .select(
             VERB,
+            "failed",
             _mean("req_sum", "req_n").alias("verb_req"),
             _mean("resp_sum", "resp_n").alias("verb_resp"),
         )
@@ -455,11 +487,9 @@ def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
             _mean("req_sum", "req_n").alias("model_req"),
             _mean("resp_sum", "resp_n").alias("model_resp"),
         )
-        .join(by_verb, on=VERB, how="left", nulls_equal=True)
+        .join(by_verb, on=[VERB, "failed"], how="left", nulls_equal=True)
         .select(
-            API_GROUP,
-            RESOURCE,
-            VERB,
+            *_MODEL_KEY,
             pl.coalesce("model_req", "verb_req", pl.lit(DEFAULT_REQUEST_BYTES)).alias("model_req"),
             pl.coalesce("model_resp", "verb_resp", default_resp).alias("model_resp"),
         )
@@ -479,6 +509,9 @@ def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
         **{c: (pl.col(c), "first") for c in ("policy_rule", "long_running")},
         **{c: (pl.col(c), "first") for c in (API_GROUP, RESOURCE, VERB, DATE)},
         "observed_level": (pl.col(LEVEL).cast(pl.String), "first"),
+        "failed": (_FAILED, "any"),
+        # Non-resource requests answer with an object only for API discovery (and errors).
+        "discovery": (pl.col(_DISCOVERY).fill_null(value=False), "first"),
         "no_user": (pl.col(USER).is_null(), "all"),
         "unauthorized": (pl.col(CODE) == 401, "any"),
         "truncated": (pl.col(TRUNCATED).fill_null(value=False), "any"),
@@ -517,6 +550,13 @@ def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
             pl.coalesce(f"{key}_final", f"{key}_started").alias(key)
             for key in ("req", "resp", "mf_req", "mf_resp")
         ),
+        # A ResponseStarted carries the bodies set before the first write: its own when it
+        # was logged; else the final event's (a long-running request logs no body after
+        # its stream starts, only the error Status it may write before).
+        *(
+            pl.coalesce(f"{key}_started", f"{key}_final").alias(f"{key}_rs")
+            for key in ("req", "resp", "mf_req", "mf_resp")
+        ),
         _level(policy).alias("policy_level"),
         _stage_mask(policy).alias("keep_mask"),
         _omit_managed(policy).alias("omit_managed"),
@@ -551,18 +591,25 @@ def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
     wants_resp = level == "RequestResponse"
     had_req = observed_level.is_in(_BODY_LEVELS) & ~pl.col("truncated")
     had_resp = (observed_level == "RequestResponse") & ~pl.col("truncated")
-    req_exact = pl.when(wants_req & pl.col("req").is_not_null()).then(
-        pl.col("req") + _REQUEST_KEY - pl.when(omit_managed).then(pl.col("mf_req")).otherwise(0)
-    )
-    resp_exact = pl.when(wants_resp & pl.col("resp").is_not_null()).then(
-        pl.col("resp") + _RESPONSE_KEY - pl.when(omit_managed).then(pl.col("mf_resp")).otherwise(0)
-    )
+
+    def body_exact(suffix: str) -> pl.Expr:
+        req, resp = pl.col(f"req{suffix}"), pl.col(f"resp{suffix}")
+        mf_req, mf_resp = pl.col(f"mf_req{suffix}"), pl.col(f"mf_resp{suffix}")
+        req_exact = pl.when(wants_req & req.is_not_null()).then(
+            req + _REQUEST_KEY - pl.when(omit_managed).then(mf_req).otherwise(0)
+        )
+        resp_exact = pl.when(wants_resp & resp.is_not_null()).then(
+            resp + _RESPONSE_KEY - pl.when(omit_managed).then(mf_resp).otherwise(0)
+        )
+        return req_exact.fill_null(0) + resp_exact.fill_null(0)
+
     # Not captured: model from the same (group, resource, verb) where the body was seen.
     body_verbs = verb.is_in(["create", "update", "patch", "delete", "deletecollection"])
     req_model = pl.when(wants_req & ~had_req & body_verbs).then(
         pl.col("model_req").fill_null(0).round(0).cast(pl.Int64) + _REQUEST_KEY
     )
-    resp_model = pl.when(wants_resp & ~had_resp & ~long_running).then(
+    answers = pl.col(RESOURCE).is_not_null() | pl.col("failed") | pl.col("discovery")
+    resp_model = pl.when(wants_resp & ~had_resp & ~long_running & answers).then(
         pl.col("model_resp").fill_null(0).round(0).cast(pl.Int64) + _RESPONSE_KEY
     )
     # Sibling event that a missing stage is derived from (final, then started, then received).
@@ -582,7 +629,8 @@ def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
     }
     prepared = requests.with_columns(
         auth_failed.alias("auth_failed"),
-        (req_exact.fill_null(0) + resp_exact.fill_null(0)).alias("body_exact"),
+        body_exact("").alias("body_exact"),
+        body_exact("_rs").alias("body_exact_rs"),
         (req_model.fill_null(0) + resp_model.fill_null(0)).alias("body_model"),
         level.str.len_bytes().cast(pl.Int64).alias("level_bytes"),
     )
@@ -595,8 +643,11 @@ def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
         carries = pl.lit(final) | (pl.col("auth_failed") if stage == "ResponseStarted" else False)
         core = pl.when(has).then(pl.col(f"core_{short}")).otherwise(synth_core[stage])
         body_model = pl.when(carries).then(pl.col("body_model")).otherwise(0)
-        body_exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
-        size = (core + pl.col("level_bytes") + len(stage) + body_exact + body_model).fill_null(0)
+        if stage == "ResponseStarted":
+            exact = pl.col("body_exact_rs")
+        else:
+            exact = pl.when(carries).then(pl.col("body_exact")).otherwise(0)
+        size = (core + pl.col("level_bytes") + len(stage) + exact + body_model).fill_null(0)
         modelled = (~has | (body_model > 0)).cast(pl.Int64)
         emit = (exists[stage] & _keeps(stage)).fill_null(value=False)
         packed.append(
@@ -664,6 +715,17 @@ _NEEDED = (
 )
 
 
+def _replay_input(events: pl.LazyFrame) -> pl.LazyFrame:
+    """The columns the replay reads; request bodies are read only by policies that need
+    them (``replay_columns``), so a chunk may come without them."""
+    present = events.collect_schema().names()
+    missing = REQUEST_OBJECT not in present
+    return events.select(
+        pl.lit(None, dtype=pl.String).alias(c) if missing and c == REQUEST_OBJECT else pl.col(c)
+        for c in _NEEDED
+    )
+
+
 def predicted_events(
     policy: RuleSet, events: pl.LazyFrame, *, body_parts: pl.LazyFrame | None = None
 ) -> pl.LazyFrame:
@@ -678,6 +740,7 @@ def predicted_events(
     """
     light = [
         CLUSTER, AUDIT_ID, DATE, LEVEL, USER, CODE, TRUNCATED, API_GROUP, RESOURCE, VERB,
+        _DISCOVERY,
         "policy_rule", "policy_level", "long_running", "latency_rc",
         *(f"{part}_{short}" for short in _SHORT.values() for part in ("has", "core", "late")),
         *(f"{key}_{which}" for key in ("req", "resp", "mf_req", "mf_resp")
@@ -690,10 +753,10 @@ def predicted_events(
     evaluated = (
         evaluate(
             policy,
-            events.select(_NEEDED),
+            _replay_input(events),
             selector_names=late,
             attributes=("name", "namespace") if late else (),
-            derived={_LONG_PATH: _long_running_path()},
+            derived={_LONG_PATH: _long_running_path(), _DISCOVERY: _discovery_path()},
         )
         .with_columns(_stage_mask(policy).alias("keep_mask"))
         .with_columns(_row_columns(policy))
@@ -704,7 +767,7 @@ def predicted_events(
     )
     parts = body_model_parts(events) if body_parts is None else body_parts
     requests = _per_request(evaluated, policy).join(
-        _body_model(parts), on=[API_GROUP, RESOURCE, VERB], how="left", nulls_equal=True
+        _body_model(parts), on=list(_MODEL_KEY), how="left", nulls_equal=True
     )
     return _stage_rows(requests, policy)
 
@@ -742,6 +805,7 @@ def volume_estimate(
     observed: pl.DataFrame,
     *,
     never_logged: tuple[str, ...] = (),
+    span: Span | None = None,
 ) -> VolumeEstimate:
     """The estimate from ``volume_parts`` and ``observed_parts`` of one or many slices.
 
@@ -777,15 +841,105 @@ def volume_estimate(
         by_day=by_day,
         never_logged=never_logged,
         notes=tuple(notes),
+        span=span or Span(None, None),
     )
+
+
+def _on(day: object) -> pl.Expr:
+    if day is None:
+        return pl.col(DATE).is_null()
+    return pl.col(DATE) == pl.lit(day)
+
+
+def request_chunks(events: pl.LazyFrame, columns: Sequence[str]) -> Iterator[pl.DataFrame]:
+    """``columns`` of the events one ``date`` partition at a time, each request whole.
+
+    The replay is per request and its results are sums, so a day at a time gives the same
+    totals with the memory of one day (a lake's date partitions are pruned, not read). A
+    request whose events fall on two dates (a stage written after midnight when ``date``
+    came from each event's own timestamp) is carried into the next day's chunk.
+    """
+    dates = events.select(pl.col(DATE).unique()).collect()[DATE].sort(nulls_last=True).to_list()
+    keys = [CLUSTER, AUDIT_ID]
+    carried: pl.DataFrame | None = None
+    for index, day in enumerate(dates):
+        chunk = events.filter(_on(day)).select(columns).collect()
+        if carried is not None:
+            chunk, carried = pl.concat([carried, chunk]), None
+        following = dates[index + 1] if index + 1 < len(dates) else None
+        if following is not None:
+            later = events.filter(_on(following)).select(keys).unique()
+            continuing = chunk.lazy().join(later, on=keys, how="semi").collect()
+            if continuing.height:
+                carried = continuing
+                chunk = chunk.join(continuing.select(keys).unique(), on=keys, how="anti")
+        yield chunk
+
+
+def _needs_request_bodies(policy: RuleSet) -> bool:
+    """Some rule keeps the request body alone without managedFields: the split of
+    managedFields between the bodies is read from the request body itself."""
+    return any(
+        rule.level == "Request"
+        and (
+            policy.omit_managed_fields
+            if rule.omit_managed_fields is None
+            else rule.omit_managed_fields
+        )
+        for rule in policy.rules
+    )
+
+
+def replay_columns(policies: Iterable[RuleSet]) -> tuple[str, ...]:
+    """The columns ``predicted_events`` reads for these policies (bodies only when needed)."""
+    bodies = any(_needs_request_bodies(policy) for policy in policies)
+    # The timestamps give the span the totals are observed over.
+    return (*(c for c in _NEEDED if bodies or c != REQUEST_OBJECT), REQUEST_TS, STAGE_TS)
+
+
+def estimate_volumes(
+    policies: Mapping[str, RuleSet],
+    events: pl.LazyFrame,
+    *,
+    never_logged: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, VolumeEstimate]:
+    """``estimate_volume`` of several policies on the same traffic, read once, a day at a
+    time (memory of one day's requests, whatever the traffic's length)."""
+    never_logged = never_logged or {}
+    parts = body_model_parts(events).collect(engine="streaming").lazy()
+    sums: dict[str, list[tuple[pl.DataFrame, pl.DataFrame]]] = {name: [] for name in policies}
+    seen, spans = [], []
+    for chunk in request_chunks(events, replay_columns(policies.values())):
+        frame = chunk.lazy()
+        for name, policy in policies.items():
+            stages = predicted_events(policy, frame, body_parts=parts).collect().lazy()
+            by_rule, by_day = pl.collect_all(volume_parts(stages))
+            sums[name].append((by_rule, by_day))
+        observed, first_last = pl.collect_all([observed_parts(frame), span_parts(frame)])
+        seen.append(observed)
+        spans.append(first_last)
+    observed = pl.concat(seen) if seen else observed_parts(events.head(0)).collect()
+    span = _span(spans)
+    estimates = {}
+    for name, parts_of in sums.items():
+        empty = volume_parts(predicted_events(policies[name], events.head(0), body_parts=parts))
+        by_rule = pl.concat([r for r, _ in parts_of]) if parts_of else empty[0].collect()
+        by_day = pl.concat([d for _, d in parts_of]) if parts_of else empty[1].collect()
+        estimates[name] = volume_estimate(
+            by_rule, by_day, observed, never_logged=never_logged.get(name, ()), span=span
+        )
+    return estimates
+
+
+def _span(spans: Sequence[pl.DataFrame]) -> Span:
+    if not spans:
+        return Span(None, None)
+    both = pl.concat(spans)
+    return Span(both["start"].min(), both["end"].max())  # type: ignore[arg-type]
 
 
 def estimate_volume(
     policy: RuleSet, events: pl.LazyFrame, *, never_logged: tuple[str, ...] = ()
 ) -> VolumeEstimate:
     """See ``Policy.estimate_volume``."""
-    # Materialised once: both tables below read it.
-    stages = predicted_events(policy, events).collect().lazy()
-    by_rule, by_day = volume_parts(stages)
-    parts = pl.collect_all([by_rule, by_day, observed_parts(events)])
-    return volume_estimate(*parts, never_logged=never_logged)
+    return estimate_volumes({"": policy}, events, never_logged={"": never_logged})[""]
