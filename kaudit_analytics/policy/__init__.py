@@ -32,11 +32,14 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from kaudit_analytics.policy.cost import (
+    COMPARE_SCHEMA,
+    DIFF_SCHEMA,
+    PRICE_COLUMNS,
     PRICES,
     Costs,
     Price,
@@ -44,12 +47,20 @@ from kaudit_analytics.policy.cost import (
     compare_policies,
     costs,
     diff_policies,
+    load_prices,
     observed_hours,
+    price,
     retention_hours,
 )
 from kaudit_analytics.policy.evaluate import POLICY_KEEPS_STAGE, POLICY_LEVEL, POLICY_RULE
 from kaudit_analytics.policy.lint import Finding, lint_policy
-from kaudit_analytics.policy.model import CATALOG, Policy, catalog_policy, load_policy
+from kaudit_analytics.policy.model import (
+    CATALOG,
+    Policy,
+    catalog_policy,
+    catalog_source,
+    load_policy,
+)
 from kaudit_analytics.policy.requestinfo import parse_request_info
 from kaudit_analytics.policy.rules import (
     AuditConfig,
@@ -60,20 +71,41 @@ from kaudit_analytics.policy.rules import (
     RequestAttributes,
     RequestInfo,
 )
-from kaudit_analytics.policy.suggest import Suggestion, policy_yaml, suggest_policy
-from kaudit_analytics.policy.volume import VolumeEstimate
+from kaudit_analytics.policy.suggest import (
+    MOVES,
+    Move,
+    Requirement,
+    Suggestion,
+    fix_base,
+    policy_yaml,
+    suggest_policy,
+)
+from kaudit_analytics.policy.traffic import (
+    MixedPoliciesError,
+    Span,
+    observed_span,
+    policy_conflicts,
+    scan_traffic,
+)
+from kaudit_analytics.policy.volume import VolumeEstimate, estimate_volumes
 
 __all__ = [
     "CATALOG",
+    "COMPARE_SCHEMA",
+    "DIFF_SCHEMA",
     "FINDINGS_SCHEMA",
+    "MOVES",
     "POLICY_KEEPS_STAGE",
     "POLICY_LEVEL",
     "POLICY_RULE",
     "PRICES",
+    "PRICE_COLUMNS",
     "AuditConfig",
     "Costs",
     "Finding",
     "GroupResources",
+    "MixedPoliciesError",
+    "Move",
     "Policy",
     "PolicyError",
     "PolicyRule",
@@ -81,20 +113,30 @@ __all__ = [
     "Price",
     "RequestAttributes",
     "RequestInfo",
+    "Requirement",
     "Retention",
+    "Span",
     "Suggestion",
     "VolumeEstimate",
+    "catalog_frame",
     "catalog_policy",
     "compare",
     "costs",
     "diff",
+    "estimate_volumes",
+    "fix_base",
     "lint",
     "lint_frame",
     "load_policy",
+    "load_prices",
     "observed_hours",
+    "observed_span",
+    "policy_conflicts",
     "policy_yaml",
+    "price",
     "request_info",
     "retention_hours",
+    "scan_traffic",
     "suggest",
 ]
 
@@ -155,6 +197,7 @@ FINDINGS_SCHEMA = pl.Schema(
         "severity": pl.String,
         "code": pl.String,
         "rule": pl.Int64,
+        "field": pl.String,
         "message": pl.String,
     }
 )
@@ -163,19 +206,53 @@ FINDINGS_SCHEMA = pl.Schema(
 def lint_frame(policies: Mapping[str, Policy]) -> pl.DataFrame:
     """The lint findings of several policies as one table (``FINDINGS_SCHEMA``).
 
+    ``field`` names what a finding is about: a rule (``rules[3]``), a key inside one
+    (``rules[2].resources[4].resource``) or the policy's list of rules (``rules``).
+
     Examples
     --------
     >>> from kaudit_analytics.policy import catalog_policy, lint_frame
     >>> findings = lint_frame({"gce": catalog_policy("gce")})
-    >>> findings.filter(severity="error").select("rule", "code").rows()
-    [(14, 'sensitive-body')]
+    >>> findings.filter(severity="error").select("rule", "field", "code").rows()
+    [(14, 'rules[14]', 'sensitive-body')]
     """
     rows = [
-        (name, f.severity, f.code, f.rule, f.message)
+        (name, f.severity, f.code, f.rule, f.field, f.message)
         for name, policy in policies.items()
         for f in lint(policy)
     ]
     return pl.DataFrame(rows, schema=FINDINGS_SCHEMA, orient="row")
+
+
+def catalog_frame() -> pl.DataFrame:
+    """The bundled policies: name, rules, where each comes from, and its lint errors and
+    warnings.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.policy import catalog_frame
+    >>> catalog_frame().filter(name="gce").select("rules", "errors").rows()
+    [(16, 1)]
+    """
+    rows = []
+    for name in CATALOG:
+        policy = catalog_policy(name)
+        found = lint(policy)
+        rows.append(
+            (
+                name,
+                len(policy.rules),
+                sum(f.severity == "error" for f in found),
+                sum(f.severity == "warning" for f in found),
+                catalog_source(name),
+            )
+        )
+    return pl.DataFrame(
+        rows,
+        schema={"name": pl.String, "rules": pl.Int64, "errors": pl.Int64,
+                "warnings": pl.Int64, "source": pl.String},
+        orient="row",
+    )  # fmt: skip
 
 
 def compare(
@@ -187,25 +264,36 @@ def compare(
 ) -> pl.DataFrame:
     """Several policies side by side on the same traffic: events, bytes, retention, cost.
 
-    See ``_policy_cost`` for the retention model and the price assumptions.
+    Rates are extrapolated from the span the traffic covers (``observed_seconds``;
+    ``extrapolated`` when under a day). See ``kaudit_analytics.policy.cost`` for the
+    retention model and the price table.
     """
     return compare_policies(policies, events.lazy(), retention=retention, price=price)
 
 
-def diff(old: Policy, new: Policy, events: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """Traffic that changes level (or events, or bytes) from ``old`` to ``new``."""
+def diff(old: Policy, new: Policy, events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Traffic that changes level (or events, or bytes) from ``old`` to ``new``
+    (``DIFF_SCHEMA``; ``target`` is a resource, or the path of a non-resource request)."""
     return diff_policies(old, new, events.lazy())
 
 
 def suggest(
-    events: pl.LazyFrame | pl.DataFrame, *, base: Policy | None = None, top: int = 15
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    base: Policy | None = None,
+    top: int = 50,
+    requirements: Sequence[Requirement] = (),
 ) -> Suggestion:
     """A quieter policy for the observed traffic, built on ``base`` (default: cis-minimal).
 
-    Ranks the noisiest (user, verb, resource) traffic by bytes under ``base`` and adds
-    rules above it (see ``_policy_suggest`` for the rules and the guardrails: humans,
-    writes to RBAC/Secrets/webhooks/CRDs, and exec/attach/portforward are never
-    silenced). ``Suggestion.yaml`` carries each new rule's estimated savings; the
-    estimates before and after are in ``before`` / ``after``.
+    The base is made lint-clean first (or refused, ``PolicyError``); the noisiest traffic
+    groups (``top``) get the first of ``MOVES`` that applies (machine reads, heartbeats,
+    health probes silenced; read bodies and write echoes trimmed; people, Secrets and
+    exec/attach/port-forward/proxy never silenced), consolidated into few rules. The result
+    passes lint with no errors and logs every probe of every ``requirements`` entry (for
+    instance ``kaudit_analytics.compliance.CONTROLS``) the base logs. See
+    ``kaudit_analytics.policy.suggest`` for the details.
     """
-    return suggest_policy(base or catalog_policy("cis-minimal"), events.lazy(), top=top)
+    return suggest_policy(
+        base or catalog_policy("cis-minimal"), events.lazy(), top=top, requirements=requirements
+    )

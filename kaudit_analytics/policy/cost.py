@@ -2,34 +2,49 @@
 
 Assumptions (documented defaults, all overridable):
 
+* Rates are extrapolated from the span the traffic covers (``Span``): a day of traffic is
+  a day; 50 seconds are 50 seconds, and the result says so.
 * Retention follows the apiserver's log backend (lumberjack): a file rotates at
   ``--audit-log-maxsize`` MB (0 means lumberjack's 100 MB), ``--audit-log-maxbackup``
   old files are kept (0 = all), and files older than ``--audit-log-maxage`` days are
   deleted (0 = no age limit). The disk holds the live file plus the backups, so history
   kept = min((maxbackup + 1) × maxsize / bytes per hour, maxage × 24 h).
-* Prices (USD, list prices of the public pages, 2024; check your contract):
-  ``cloudwatch`` $0.50 per GB ingested, $0.03 per GB-month stored;
-  ``cloud-logging`` $0.50 per GiB ingested (first 50 GiB/month free, ignored here),
-  $0.01 per GiB-month after 30 days (we charge every stored GB);
-  ``log-analytics`` $2.30 per GB ingested (pay-as-you-go analytics logs), $0.10 per
-  GB-month beyond the included 31 days (charged on every stored GB here);
-  ``self-hosted`` $0 ingest, $0.10 per GB-month of disk.
+* Prices are a table (``prices.csv`` in this package; sources and dates in
+  ``docs/prices.md``): USD per unit ingested and per unit-month stored, the unit (GB or
+  GiB) and the days of storage the ingest price includes. A month is 30 days of ingest
+  plus the storage of the history the retention keeps (at most a month) beyond the
+  included days. Free tiers are per account or project, not per cluster: not applied.
+  ``load_prices`` reads one's own table (CSV or YAML, same columns).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import polars as pl
+import yaml
 
 from kaudit_analytics.policy.model import Policy
-from kaudit_analytics.policy.volume import VolumeEstimate, predicted_events
+from kaudit_analytics.policy.rules import PolicyError
+from kaudit_analytics.policy.traffic import observed_span
+from kaudit_analytics.policy.volume import (
+    estimate_volumes,
+    predicted_events,
+    replay_columns,
+    request_chunks,
+)
 from kaudit_analytics.schema import (
     API_GROUP,
     AUDIT_ID,
     CLUSTER,
-    REQUEST_TS,
+    REQUEST_URI,
     RESOURCE,
     SUBRESOURCE,
     USER,
@@ -37,35 +52,156 @@ from kaudit_analytics.schema import (
 )
 
 __all__ = [
+    "COMPARE_SCHEMA",
+    "DIFF_SCHEMA",
     "PRICES",
+    "PRICE_COLUMNS",
     "Costs",
     "Price",
     "Retention",
     "compare_policies",
     "costs",
     "diff_policies",
+    "load_prices",
     "observed_hours",
+    "price",
+    "request_target",
     "retention_hours",
 ]
 
 _LUMBERJACK_DEFAULT_MB = 100
 _GB = 1_000_000_000
+_UNITS = {"GB": 1_000_000_000, "GiB": 1 << 30}
+_MONTH_DAYS = 30
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per GB ingested and per GB-month stored."""
+    """USD per unit ingested and per unit-month stored (``unit_bytes``: GB or GiB), the days
+    of storage the ingest price includes, and where the figures come from."""
 
     ingest_per_gb: float
     storage_per_gb_month: float
+    unit_bytes: int = _GB
+    included_days: float = 0.0
+    name: str = ""
+    source: str = ""
+    as_of: str = ""
 
 
-PRICES: dict[str, Price] = {
-    "cloudwatch": Price(0.50, 0.03),
-    "cloud-logging": Price(0.50, 0.01),
-    "log-analytics": Price(2.30, 0.10),
-    "self-hosted": Price(0.0, 0.10),
-}
+#: The columns of a price table (``prices.csv``, or one's own CSV or YAML).
+PRICE_COLUMNS = (
+    "name",
+    "provider",
+    "product",
+    "region",
+    "ingest_usd",
+    "storage_usd_month",
+    "unit",
+    "included_days",
+    "free_tier",
+    "source",
+    "as_of",
+)
+_REQUIRED = ("name", "ingest_usd", "storage_usd_month")
+
+
+def _price(row: Mapping[str, Any], where: str) -> Price:
+    missing = [c for c in _REQUIRED if row.get(c) in (None, "")]
+    if missing:
+        msg = f"{where}: price {row.get('name') or '?'} lacks {', '.join(missing)}"
+        raise PolicyError(msg)
+    unit = str(row.get("unit") or "GB")
+    if unit not in _UNITS:
+        msg = f"{where}: price {row['name']}: unit must be GB or GiB, not {unit!r}"
+        raise PolicyError(msg)
+    try:
+        return Price(
+            ingest_per_gb=float(row["ingest_usd"]),
+            storage_per_gb_month=float(row["storage_usd_month"]),
+            unit_bytes=_UNITS[unit],
+            included_days=float(row.get("included_days") or 0),
+            name=str(row["name"]),
+            source=str(row.get("source") or ""),
+            as_of=str(row.get("as_of") or ""),
+        )
+    except ValueError as err:
+        msg = f"{where}: price {row['name']}: {err}"
+        raise PolicyError(msg) from None
+
+
+def _rows(text: str, where: str) -> list[dict[str, Any]]:
+    """Rows of a CSV table, or of a YAML list of mappings (or a mapping name -> fields)."""
+    if where.endswith((".yaml", ".yml")):
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            msg = f"{where}: not valid YAML ({str(err).splitlines()[0]})"
+            raise PolicyError(msg) from None
+        if isinstance(doc, dict):
+            doc = [{"name": name, **(fields or {})} for name, fields in doc.items()]
+        if not isinstance(doc, list) or not all(isinstance(row, dict) for row in doc):
+            msg = f"{where}: expected a list of prices, each with {', '.join(_REQUIRED)}"
+            raise PolicyError(msg)
+        return doc
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def load_prices(source: str | os.PathLike[str]) -> dict[str, Price]:
+    """A price table from a CSV or YAML file (columns ``PRICE_COLUMNS``; ``name``,
+    ``ingest_usd`` and ``storage_usd_month`` required), keyed by name.
+
+    Raises
+    ------
+    PolicyError
+        When the file cannot be read or a row is incomplete.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from kaudit_analytics.policy import load_prices
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "prices.yaml"
+    >>> _ = path.write_text("- {name: splunk, ingest_usd: 0.9, storage_usd_month: 0.05}\\n")
+    >>> load_prices(path)["splunk"].ingest_per_gb
+    0.9
+    """
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        msg = f"cannot read price table {path}: {err.strerror or err}"
+        raise PolicyError(msg) from None
+    prices = {str(row.get("name")): _price(row, path.name) for row in _rows(text, path.name)}
+    if not prices:
+        msg = f"{path}: no prices in the table"
+        raise PolicyError(msg)
+    return prices
+
+
+def _bundled() -> dict[str, Price]:
+    text = (resources.files("kaudit_analytics.policy") / "prices.csv").read_text(encoding="utf-8")
+    return {row["name"]: _price(row, "prices.csv") for row in _rows(text, "prices.csv")}
+
+
+#: The bundled price table (``prices.csv``; sources and dates in ``docs/prices.md``).
+PRICES: dict[str, Price] = _bundled()
+
+
+def price(name_or_file: str | os.PathLike[str]) -> Price:
+    """A bundled price by name, or the only (or first) price of one's own table file.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.policy import price
+    >>> price("cloud-logging").unit_bytes == 2**30, price("cloud-logging").included_days
+    (True, 30.0)
+    """
+    if str(name_or_file) in PRICES:
+        return PRICES[str(name_or_file)]
+    if Path(name_or_file).is_file():
+        return next(iter(load_prices(name_or_file).values()))
+    msg = f"no price {name_or_file!r}: choose one of {', '.join(PRICES)} or give a price file"
+    raise PolicyError(msg)
 
 
 @dataclass(frozen=True)
@@ -99,7 +235,7 @@ def retention_hours(bytes_per_hour: float, retention: Retention) -> float:
 
 @dataclass(frozen=True)
 class Costs:
-    """What a volume means on disk and on the bill."""
+    """What a volume means on disk and on the bill (rates from ``span`` hours)."""
 
     gb_per_day: float
     retention_hours: float
@@ -110,7 +246,7 @@ def costs(total_bytes: int, hours: float, retention: Retention, price: Price) ->
     """Daily volume, history kept on disk and monthly cost of ``total_bytes`` over ``hours``.
 
     The month is 30 days of ingest plus storage of what the retention keeps (at most a
-    month).
+    month) beyond the days the ingest price includes. Zero hours (no span) give zero rates.
 
     Examples
     --------
@@ -118,26 +254,53 @@ def costs(total_bytes: int, hours: float, retention: Retention, price: Price) ->
     >>> c = costs(24_000_000_000, 24.0, Retention(100, 9, 0), PRICES["cloudwatch"])
     >>> round(c.gb_per_day, 1), round(c.retention_hours, 1), round(c.usd_per_month, 2)
     (24.0, 1.0, 360.03)
+    >>> round(costs(750_000, 50 / 3600, Retention(), PRICES["cloudwatch"]).gb_per_day, 2)
+    1.3
     """
-    per_hour = total_bytes / max(hours, 1e-9)
+    per_hour = total_bytes / hours if hours > 0 else 0.0
     kept = retention_hours(per_hour, retention)
-    stored_gb = min(kept, 24.0 * 30) * per_hour / _GB
+    billed_days = max(min(kept / 24, _MONTH_DAYS) - price.included_days, 0.0)
+    ingested = per_hour * 24 * _MONTH_DAYS / price.unit_bytes
+    stored = per_hour * 24 * billed_days / price.unit_bytes
     return Costs(
         gb_per_day=per_hour * 24 / _GB,
         retention_hours=kept,
-        usd_per_month=per_hour * 24 * 30 / _GB * price.ingest_per_gb
-        + stored_gb * price.storage_per_gb_month,
+        usd_per_month=ingested * price.ingest_per_gb + stored * price.storage_per_gb_month,
     )
 
 
 def observed_hours(events: pl.LazyFrame) -> float:
-    """Hours the traffic spans (at least one)."""
-    return float(_hours(events).collect().item())
+    """Hours the traffic spans, first request received to last event written (0 for none).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from kaudit_analytics.policy import observed_hours
+    >>> from kaudit_analytics.testing import events_frame
+    >>> t = dt.datetime(2026, 11, 27, 5, 10, tzinfo=dt.UTC)
+    >>> events = events_frame([{"request_ts": t, "stage_ts": t + dt.timedelta(seconds=50)}])
+    >>> round(observed_hours(events.lazy()) * 3600)
+    50
+    """
+    return observed_span(events).hours
 
 
-def _hours(events: pl.LazyFrame) -> pl.LazyFrame:
-    span = (pl.col(REQUEST_TS).max() - pl.col(REQUEST_TS).min()).dt.total_seconds() / 3600
-    return events.select(pl.max_horizontal(span, pl.lit(1.0)).alias("hours"))
+#: What ``compare_policies`` returns, one row per policy.
+COMPARE_SCHEMA = pl.Schema(
+    {
+        "policy": pl.String,
+        "events": pl.Int64,
+        "bytes": pl.Int64,
+        "exact_bytes": pl.Int64,
+        "modelled_bytes": pl.Int64,
+        "delta_bytes": pl.Int64,
+        "gb_per_day": pl.Float64,
+        "retention_hours": pl.Float64,
+        "usd_per_month": pl.Float64,
+        "observed_seconds": pl.Float64,
+        "extrapolated": pl.Boolean,
+    }
+)
 
 
 def compare_policies(
@@ -147,100 +310,136 @@ def compare_policies(
     retention: Retention | None = None,
     price: Price | None = None,
 ) -> pl.DataFrame:
-    """Estimate several policies on the same traffic: one row per policy.
+    """Estimate several policies on the same traffic (read once): one row per policy.
 
-    Columns: policy, events, bytes, exact_bytes, modelled_bytes, delta_bytes (against what
-    was observed), gb_per_day, retention_hours, usd_per_month (ingest + storage of the
-    retained history). The observed traffic's own row is ``observed``.
+    Columns ``COMPARE_SCHEMA``: events, bytes (exact and modelled), delta_bytes against
+    what was observed, gb_per_day, retention_hours, usd_per_month (ingest + storage of the
+    retained history), and the span the rates are extrapolated from. The observed
+    traffic's own row is ``observed``.
     """
     retention = retention or Retention()
     price = price or PRICES["cloudwatch"]
-    hours = float(_hours(events).collect().item())
-    estimates: dict[str, VolumeEstimate] = {
-        name: policy.estimate_volume(events) for name, policy in policies.items()
-    }
-    rows = []
-    observed = next(iter(estimates.values()), None)
-    if observed is not None:
-        rows.append(
-            (
-                "observed",
-                observed.observed_events,
-                observed.observed_bytes,
-                observed.observed_bytes,
-                0,
-            )
-        )
+    estimates = estimate_volumes(dict(policies), events)
+    first = next(iter(estimates.values()), None)
+    span = first.span if first is not None else observed_span(events)
+    rows: list[tuple[str, int, int, int, int]] = []
+    if first is not None:
+        observed = first.observed_bytes
+        rows.append(("observed", first.observed_events, observed, observed, 0))
     rows += [
         (name, est.events, est.bytes, est.exact_bytes, est.modelled_bytes)
         for name, est in estimates.items()
     ]
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "policy": pl.String,
-            "events": pl.Int64,
-            "bytes": pl.Int64,
-            "exact_bytes": pl.Int64,
-            "modelled_bytes": pl.Int64,
-        },
-        orient="row",
-    )
+    seen = first.observed_bytes if first is not None else 0
+    spanned = (span.seconds, span.extrapolated)
+    out = []
     # One row per policy (a handful): the cost model is plain arithmetic per row.
-    priced = [costs(int(b), hours, retention, price) for b in frame["bytes"]]
-    return frame.with_columns(
-        (pl.col("bytes") - (observed.observed_bytes if observed else 0)).alias("delta_bytes"),
-        pl.Series("gb_per_day", [c.gb_per_day for c in priced]),
-        pl.Series("retention_hours", [c.retention_hours for c in priced]),
-        pl.Series("usd_per_month", [c.usd_per_month for c in priced]),
+    for name, count, size, exact, modelled in rows:
+        cost = costs(size, span.hours, retention, price)
+        measures = (cost.gb_per_day, cost.retention_hours, cost.usd_per_month)
+        out.append((name, count, size, exact, modelled, size - seen, *measures, *spanned))
+    return pl.DataFrame(out, schema=COMPARE_SCHEMA, orient="row")
+
+
+#: What ``diff_policies`` returns.
+DIFF_SCHEMA = pl.Schema(
+    {
+        USER: pl.String,
+        VERB: pl.String,
+        "target": pl.String,
+        "level_old": pl.String,
+        "level_new": pl.String,
+        "requests": pl.Int64,
+        "events_old": pl.Int64,
+        "events_new": pl.Int64,
+        "bytes_old": pl.Int64,
+        "bytes_new": pl.Int64,
+        "delta_bytes": pl.Int64,
+    }
+)
+
+
+def request_target() -> pl.Expr:
+    """What a request is about, as people write it: ``pods/log``, ``deployments.apps``,
+    or the path of a non-resource request (``/healthz``)."""
+    resource = pl.concat_str(
+        pl.col(RESOURCE),
+        pl.when(pl.col(SUBRESOURCE).fill_null("") != "").then("/" + pl.col(SUBRESOURCE)),
+        pl.when(pl.col(API_GROUP).fill_null("") != "").then("." + pl.col(API_GROUP)),
+        ignore_nulls=True,
     )
+    path = pl.col(REQUEST_URI).str.split("?").list.first()
+    return pl.when(pl.col(RESOURCE).is_not_null()).then(resource).otherwise(path)
 
 
-def diff_policies(old: Policy, new: Policy, events: pl.LazyFrame) -> pl.LazyFrame:
+def diff_policies(old: Policy, new: Policy, events: pl.LazyFrame) -> pl.DataFrame:
     """Traffic whose level or events change from ``old`` to ``new``, with counts and bytes.
 
-    One row per (user, verb, api_group, resource, subresource, old level, new level):
-    requests, events and bytes under each policy. Rows where nothing changes are dropped.
+    One row per (user, verb, target, old level, new level) (``DIFF_SCHEMA``; the target is
+    the resource, or the path of a non-resource request): requests, events and bytes under
+    each policy, biggest change first. Rows where nothing changes are dropped. Read a day at
+    a time.
     """
-    described = events.group_by(CLUSTER, AUDIT_ID).agg(
-        pl.col(c).first() for c in (USER, VERB, API_GROUP, RESOURCE, SUBRESOURCE)
-    )
+    keys = [CLUSTER, AUDIT_ID]
+    parts = []
+    for frame in request_chunks(events, replay_columns([old, new])):
+        described = frame.group_by(keys).agg(
+            pl.col(USER).first(), pl.col(VERB).first(), request_target().first().alias("target")
+        )
 
-    def per_request(policy: Policy, suffix: str) -> pl.LazyFrame:
-        return (
-            predicted_events(policy, events)
-            .group_by(CLUSTER, AUDIT_ID)
-            .agg(
-                pl.col("level").first().alias(f"level_{suffix}"),
-                pl.len().cast(pl.Int64).alias(f"events_{suffix}"),
-                pl.col("bytes").sum().alias(f"bytes_{suffix}"),
+        def per_request(policy: Policy, suffix: str, frame: pl.LazyFrame = frame) -> pl.LazyFrame:
+            return (
+                predicted_events(policy, frame)
+                .group_by(keys)
+                .agg(
+                    pl.col("level").first().alias(f"level_{suffix}"),
+                    pl.len().cast(pl.Int64).alias(f"events_{suffix}"),
+                    pl.col("bytes").sum().alias(f"bytes_{suffix}"),
+                )
+            )
+
+        joined = (
+            described.join(per_request(old, "old"), on=keys, how="left")
+            .join(per_request(new, "new"), on=keys, how="left")
+            .with_columns(
+                pl.col("level_old").fill_null("None"),
+                pl.col("level_new").fill_null("None"),
+                *(
+                    pl.col(f"{m}_{s}").fill_null(0)
+                    for m in ("events", "bytes")
+                    for s in ("old", "new")
+                ),
+            )
+            .filter(
+                (pl.col("level_old") != pl.col("level_new"))
+                | (pl.col("events_old") != pl.col("events_new"))
+                | (pl.col("bytes_old") != pl.col("bytes_new"))
             )
         )
-
-    keys = [CLUSTER, AUDIT_ID]
-    joined = (
-        described.join(per_request(old, "old"), on=keys, how="left")
-        .join(per_request(new, "new"), on=keys, how="left")
-        .with_columns(
-            pl.col("level_old").fill_null("None"),
-            pl.col("level_new").fill_null("None"),
-            *(pl.col(f"{m}_{s}").fill_null(0) for m in ("events", "bytes") for s in ("old", "new")),
+        parts.append(
+            joined.group_by(USER, VERB, "target", "level_old", "level_new")
+            .agg(
+                pl.len().cast(pl.Int64).alias("requests"),
+                *(pl.col(f"{m}_{s}").sum() for m in ("events", "bytes") for s in ("old", "new")),
+            )
+            .collect()
         )
-        .filter(
-            (pl.col("level_old") != pl.col("level_new"))
-            | (pl.col("events_old") != pl.col("events_new"))
-            | (pl.col("bytes_old") != pl.col("bytes_new"))
-        )
-    )
+    if not parts:
+        return pl.DataFrame(schema=DIFF_SCHEMA)
+    measures = ["requests", "events_old", "events_new", "bytes_old", "bytes_new"]
     return (
-        joined.group_by(USER, VERB, API_GROUP, RESOURCE, SUBRESOURCE, "level_old", "level_new")
-        .agg(
-            pl.len().cast(pl.Int64).alias("requests"),
-            pl.col("events_old").sum(),
-            pl.col("events_new").sum(),
-            pl.col("bytes_old").sum(),
-            pl.col("bytes_new").sum(),
-        )
+        pl.concat(parts)
+        .group_by(USER, VERB, "target", "level_old", "level_new")
+        .agg(pl.col(m).sum() for m in measures)
         .with_columns((pl.col("bytes_new") - pl.col("bytes_old")).alias("delta_bytes"))
-        .sort("delta_bytes")
+        .select(DIFF_SCHEMA.names())
+        .cast(dict(DIFF_SCHEMA))  # type: ignore[arg-type]
+        .sort(
+            pl.col("delta_bytes").abs(),
+            USER,
+            VERB,
+            "target",
+            descending=[True, False, False, False],
+            nulls_last=True,
+        )
     )

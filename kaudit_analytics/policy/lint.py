@@ -25,17 +25,34 @@ from kaudit_analytics.policy.rules import (
 )
 from kaudit_analytics.schema import VERBS
 
-__all__ = ["CHECKS", "Finding", "lint_policy"]
+__all__ = [
+    "CHECKS",
+    "Finding",
+    "SensitiveProbe",
+    "cis_gaps",
+    "lint_policy",
+    "sensitive_hits",
+    "sensitive_probes",
+    "subsumes",
+]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One lint finding: severity, the rule it is about (``None``: the whole policy)."""
+    """One lint finding: severity, the rule it is about (``None``: the whole policy) and
+    the field it names (``rules[3]``, ``rules[2].resources[4].resource``, ``omitStages``)."""
 
     severity: str
     code: str
     rule: int | None
     message: str
+    field: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            object.__setattr__(
+                self, "field", "rules" if self.rule is None else f"rules[{self.rule}]"
+            )
 
 
 Check = Callable[["Policy"], Iterator[Finding]]
@@ -138,18 +155,62 @@ def _leaks(level: str, verb: str, *, in_request: bool, in_response: bool) -> boo
     return in_request and verb in _WRITES and LEVEL_ORDER[level] >= LEVEL_ORDER["Request"]
 
 
-def sensitive_bodies(policy: Policy) -> Iterator[Finding]:
-    """Secrets, ConfigMaps, TokenReviews and tokens whose bodies reach the log (CIS 3.2.2)."""
+@dataclass(frozen=True)
+class SensitiveProbe:
+    """A request lint's sensitive-body check evaluates, and what its bodies would leak."""
+
+    attributes: RequestAttributes
+    group: str
+    resource: str
+    severity: str
+    what: str
+    in_request: bool
+    in_response: bool
+
+    def leaks(self, level: str) -> bool:
+        """Whether a rule at ``level`` writes a body that holds the secret."""
+        return _leaks(
+            level,
+            self.attributes.verb,
+            in_request=self.in_request,
+            in_response=self.in_response,
+        )
+
+
+def sensitive_probes() -> Iterator[SensitiveProbe]:
+    """Every request the sensitive-body check evaluates (users × verbs × namespaces)."""
     for group, resource, severity, what, in_request, in_response in _SENSITIVE:
-        hits: dict[int, set[str]] = {}
         for user in _USERS:
             for verb in _VERBS:
                 for namespace in ("default", "kube-system", ""):
-                    cfg = policy.evaluate_request(_probe(group, resource, verb, user, namespace))
-                    leaks = _leaks(cfg.level, verb, in_request=in_request, in_response=in_response)
-                    if leaks and cfg.rule_index is not None:
-                        hits.setdefault(cfg.rule_index, set()).add(verb)
-        for index, verbs in sorted(hits.items()):
+                    attrs = _probe(group, resource, verb, user, namespace)
+                    yield SensitiveProbe(
+                        attrs, group, resource, severity, what, in_request, in_response
+                    )
+
+
+_SENSITIVE_PROBES = tuple(sensitive_probes())
+
+
+def sensitive_hits(policy: Policy) -> dict[int, list[tuple[str, str, str, str, set[str]]]]:
+    """Per rule index, the sensitive resources whose bodies it writes:
+    (group, resource, severity, what leaks, verbs)."""
+    found: dict[tuple[int, str, str, str, str], set[str]] = {}
+    for probe in _SENSITIVE_PROBES:
+        cfg = policy.evaluate_request(probe.attributes)
+        if cfg.rule_index is not None and probe.leaks(cfg.level):
+            key = (cfg.rule_index, probe.group, probe.resource, probe.severity, probe.what)
+            found.setdefault(key, set()).add(probe.attributes.verb)
+    hits: dict[int, list[tuple[str, str, str, str, set[str]]]] = {}
+    for (index, *rest), verbs in found.items():
+        hits.setdefault(index, []).append((*rest, verbs))  # type: ignore[arg-type]
+    return hits
+
+
+def sensitive_bodies(policy: Policy) -> Iterator[Finding]:
+    """Secrets, ConfigMaps, TokenReviews and tokens whose bodies reach the log (CIS 3.2.2)."""
+    for index, found in sorted(sensitive_hits(policy).items()):
+        for _, resource, severity, what, verbs in found:
             yield Finding(
                 severity,
                 "sensitive-body",
@@ -160,29 +221,26 @@ def sensitive_bodies(policy: Policy) -> Iterator[Finding]:
             )
 
 
-def cis_coverage(policy: Policy) -> Iterator[Finding]:
-    """CIS 3.2.2 probes (secrets, pod and deployment changes, exec, port-forward, proxy)."""
+def cis_gaps(policy: Policy) -> Iterator[tuple[str, RequestAttributes, int | None, bool]]:
+    """CIS 3.2.2 probes the policy falls short on: (label, probe, deciding rule, whether it
+    is logged at all (False) or only on Panic (True))."""
     for label, attrs in CIS_PROBES:
         cfg = policy.evaluate_request(attrs)
         if cfg.level == "None":
-            where = (
-                f"rule {cfg.rule_index} drops it"
-                if cfg.rule_index is not None
-                else "no rule matches it"
-            )
-            yield Finding(
-                "error",
-                "cis-coverage",
-                cfg.rule_index,
-                f"CIS 3.2.2: '{label}' is not logged ({where})",
-            )
+            yield label, attrs, cfg.rule_index, False
         elif {"ResponseComplete", "ResponseStarted", "RequestReceived"} <= cfg.omit_stages:
-            yield Finding(
-                "error",
-                "cis-coverage",
-                cfg.rule_index,
-                f"CIS 3.2.2: '{label}' is logged only on Panic (every other stage omitted)",
-            )
+            yield label, attrs, cfg.rule_index, True
+
+
+def cis_coverage(policy: Policy) -> Iterator[Finding]:
+    """CIS 3.2.2 probes (secrets, pod and deployment changes, exec, port-forward, proxy)."""
+    for label, _, index, panic_only in cis_gaps(policy):
+        if panic_only:
+            message = f"CIS 3.2.2: '{label}' is logged only on Panic (every other stage omitted)"
+        else:
+            where = f"rule {index} drops it" if index is not None else "no rule matches it"
+            message = f"CIS 3.2.2: '{label}' is not logged ({where})"
+        yield Finding("error", "cis-coverage", index, message)
 
 
 _STREAMS = ("pods/exec", "pods/attach", "pods/portforward")
@@ -242,6 +300,7 @@ def unknown_fields(policy: Policy) -> Iterator[Finding]:
             "unknown-field",
             index,
             f"'{path}' is not a policy field: the apiserver ignores it{hint}",
+            field=path,
         )
 
 
@@ -315,7 +374,7 @@ def _what_covers(wide: PolicyRule, narrow: PolicyRule) -> bool:
     )
 
 
-def _subsumes(wide: PolicyRule, narrow: PolicyRule) -> bool:
+def subsumes(wide: PolicyRule, narrow: PolicyRule) -> bool:
     """Every request ``narrow`` matches is matched by ``wide`` (a sufficient test)."""
     if not _who_covers(wide, narrow):
         return False
@@ -328,7 +387,7 @@ def shadowed_rules(policy: Policy) -> Iterator[Finding]:
     """Rules an earlier rule always matches first (unreachable)."""
     for index, rule in enumerate(policy.rules):
         for earlier in range(index):
-            if _subsumes(policy.rules[earlier], rule):
+            if subsumes(policy.rules[earlier], rule):
                 yield Finding(
                     "warning",
                     "unreachable",
@@ -357,6 +416,7 @@ def catch_all(policy: Policy) -> Iterator[Finding]:
             "no-catch-all",
             None,
             "no catch-all rule at the end: requests no rule matches are not audited at all",
+            field=f"rules[{len(policy.rules) - 1}]",
         )
 
 

@@ -6,6 +6,7 @@ replay in ``volume``; this module ties them to the loaded rules.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from kaudit_analytics.policy.rules import (
 )
 from kaudit_analytics.policy.volume import VolumeEstimate
 
-__all__ = ["CATALOG", "Policy", "catalog_policy", "load_policy"]
+__all__ = ["CATALOG", "Policy", "catalog_policy", "catalog_source", "load_policy"]
 
 #: The bundled platform policies (``policy/catalog/<name>.yaml``; provenance in each file).
 CATALOG: tuple[str, ...] = (
@@ -233,6 +234,32 @@ def load_policy(source: str | Path) -> Policy:
     )
 
 
+def _catalog_text(name: str) -> str:
+    if name not in CATALOG:
+        msg = f"no bundled policy {name!r}; choose one of {', '.join(CATALOG)}"
+        raise PolicyError(msg)
+    path = resources.files("kaudit_analytics.policy") / "catalog" / f"{name}.yaml"
+    return path.read_text(encoding="utf-8")
+
+
+def catalog_source(name: str) -> str:
+    """Where a bundled policy comes from: the first sentence of its header comment.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.policy.model import catalog_source
+    >>> catalog_source("kubernetes-docs")
+    'the example policy of the Kubernetes documentation'
+    """
+    header = " ".join(
+        line.lstrip("# ").strip()
+        for line in _catalog_text(name).splitlines()
+        if line.startswith("#")
+    )
+    text = header.removeprefix(f"{name}:").strip()
+    return re.split(r" \(|\. |: |, from |, written ", text, maxsplit=1)[0].rstrip(".")
+
+
 def catalog_policy(name: str) -> Policy:
     """A bundled platform policy by name (see ``CATALOG``); lint reports what it drops.
 
@@ -242,12 +269,7 @@ def catalog_policy(name: str) -> Policy:
     >>> catalog_policy("gce").rules[-1].level
     'Metadata'
     """
-    if name not in CATALOG:
-        msg = f"no bundled policy {name!r}; choose one of {', '.join(CATALOG)}"
-        raise PolicyError(msg)
-    text = (resources.files("kaudit_analytics.policy") / "catalog" / f"{name}.yaml").read_text(
-        encoding="utf-8"
-    )
+    text = _catalog_text(name)
     # Catalogue policies are copied verbatim, slips included; lint reports those.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PolicyWarning)

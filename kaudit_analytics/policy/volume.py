@@ -24,6 +24,7 @@ How the replay works (``reference/policy-semantics.md`` §6):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,12 +72,14 @@ from kaudit_analytics.schema import (
 __all__ = [
     "BODY_PARTS_SCHEMA",
     "BY_RULE_SCHEMA",
+    "CHUNK_ROWS",
     "OBSERVED_SUMS",
     "VOLUME_SUMS",
     "VolumeEstimate",
     "body_model_parts",
     "estimate_volume",
     "estimate_volumes",
+    "merge_spans",
     "observed_parts",
     "predicted_events",
     "replay_columns",
@@ -845,34 +848,66 @@ def volume_estimate(
     )
 
 
-def _on(day: object) -> pl.Expr:
-    if day is None:
-        return pl.col(DATE).is_null()
-    return pl.col(DATE) == pl.lit(day)
+#: Rows replayed at once: a day with more is cut into equal spans of ``request_ts``.
+CHUNK_ROWS = 500_000
 
 
-def request_chunks(events: pl.LazyFrame, columns: Sequence[str]) -> Iterator[pl.DataFrame]:
-    """``columns`` of the events one ``date`` partition at a time, each request whole.
+def _slices(events: pl.LazyFrame, chunk_rows: int) -> list[pl.Expr]:
+    """Filters that cut the events into slices of about ``chunk_rows``, in time order: one
+    per ``date`` partition (pruned, never read for another), cut into equal spans of the
+    day when it holds more."""
+    days = events.group_by(DATE).len().sort(DATE, nulls_last=True).collect()
+    out = []
+    for day, rows in days.iter_rows():
+        if day is None:
+            out.append(pl.col(DATE).is_null())
+            continue
+        on_day = pl.col(DATE) == pl.lit(day)
+        parts = max(1, -(-rows // chunk_rows))
+        if parts == 1:
+            out.append(on_day)
+            continue
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        step = dt.timedelta(days=1) / parts
+        stamp = pl.col(REQUEST_TS)
+        for part in range(parts):
+            low, high = start + part * step, start + (part + 1) * step
+            # The first span also takes rows without a timestamp, the last any past the day.
+            inside = (stamp < high).fill_null(value=True) if part < parts - 1 else pl.lit(True)
+            if part > 0:
+                inside = inside & (stamp >= low).fill_null(value=False)
+            out.append(on_day & inside)
+    return out
 
-    The replay is per request and its results are sums, so a day at a time gives the same
-    totals with the memory of one day (a lake's date partitions are pruned, not read). A
-    request whose events fall on two dates (a stage written after midnight when ``date``
-    came from each event's own timestamp) is carried into the next day's chunk.
+
+def request_chunks(
+    events: pl.LazyFrame, columns: Sequence[str], *, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pl.LazyFrame]:
+    """``columns`` of the events a slice at a time (a ``date`` partition, or a span of one
+    when it holds more than ``chunk_rows``), each request whole.
+
+    The replay is per request and its results are sums, so slices give the same totals
+    with the memory of one slice, whatever the traffic's length. Each slice stays lazy:
+    the query that replays it reads only what it needs (a lake's other partitions are not
+    opened). A request whose events fall in two slices (one stage after midnight, when
+    ``date`` came from each event's own timestamp, or after a cut) is carried whole into
+    the next slice.
     """
-    dates = events.select(pl.col(DATE).unique()).collect()[DATE].sort(nulls_last=True).to_list()
+    slices = _slices(events, chunk_rows)
     keys = [CLUSTER, AUDIT_ID]
     carried: pl.DataFrame | None = None
-    for index, day in enumerate(dates):
-        chunk = events.filter(_on(day)).select(columns).collect()
-        if carried is not None:
-            chunk, carried = pl.concat([carried, chunk]), None
-        following = dates[index + 1] if index + 1 < len(dates) else None
-        if following is not None:
-            later = events.filter(_on(following)).select(keys).unique()
-            continuing = chunk.lazy().join(later, on=keys, how="semi").collect()
+    for index, where in enumerate(slices):
+        chunk = events.filter(where).select(columns)
+        moving = None
+        if index + 1 < len(slices):
+            later = events.filter(slices[index + 1]).select(keys).unique()
+            continuing = chunk.select(keys).unique().join(later, on=keys, how="semi").collect()
             if continuing.height:
-                carried = continuing
-                chunk = chunk.join(continuing.select(keys).unique(), on=keys, how="anti")
+                moving = chunk.join(continuing.lazy(), on=keys, how="semi").collect()
+                chunk = chunk.join(continuing.lazy(), on=keys, how="anti")
+        if carried is not None:
+            chunk = pl.concat([carried.lazy(), chunk])
+        carried = moving
         yield chunk
 
 
@@ -909,17 +944,18 @@ def estimate_volumes(
     parts = body_model_parts(events).collect(engine="streaming").lazy()
     sums: dict[str, list[tuple[pl.DataFrame, pl.DataFrame]]] = {name: [] for name in policies}
     seen, spans = [], []
-    for chunk in request_chunks(events, replay_columns(policies.values())):
-        frame = chunk.lazy()
+    for frame in request_chunks(events, replay_columns(policies.values())):
         for name, policy in policies.items():
-            stages = predicted_events(policy, frame, body_parts=parts).collect().lazy()
+            # Both sums read one replay (polars shares the common subplan): the
+            # per-event rows are never materialised.
+            stages = predicted_events(policy, frame, body_parts=parts)
             by_rule, by_day = pl.collect_all(volume_parts(stages))
             sums[name].append((by_rule, by_day))
         observed, first_last = pl.collect_all([observed_parts(frame), span_parts(frame)])
         seen.append(observed)
         spans.append(first_last)
     observed = pl.concat(seen) if seen else observed_parts(events.head(0)).collect()
-    span = _span(spans)
+    span = merge_spans(spans)
     estimates = {}
     for name, parts_of in sums.items():
         empty = volume_parts(predicted_events(policies[name], events.head(0), body_parts=parts))
@@ -931,7 +967,8 @@ def estimate_volumes(
     return estimates
 
 
-def _span(spans: Sequence[pl.DataFrame]) -> Span:
+def merge_spans(spans: Sequence[pl.DataFrame]) -> Span:
+    """The ``Span`` of ``span_parts`` of several slices."""
     if not spans:
         return Span(None, None)
     both = pl.concat(spans)
