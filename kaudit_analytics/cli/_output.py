@@ -104,17 +104,28 @@ def show(
     from rich.table import Table
 
     console = Console(stderr=err, soft_wrap=False, highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected: no terminal to fit, so no column is squeezed.
+        console = Console(stderr=err, soft_wrap=False, highlight=False, width=1_000)
     if frame.is_empty():
         console.print(f"{title}: {empty}" if title else empty)
         return
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for name, dtype in frame.schema.items():
+    rows = [[_cell(value) for value in row] for row in frame.iter_rows()]
+    for index, (name, dtype) in enumerate(frame.schema.items()):
         numeric = dtype.is_numeric()
+        # A number is never cut, and a text column never shrinks below a short word: the
+        # text columns fold at word boundaries to make room.
+        widest = max((len(row[index]) for row in rows), default=0)
         table.add_column(
-            name, justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
+            name,
+            justify="right" if numeric else "left",
+            overflow="fold",
+            no_wrap=numeric,
+            min_width=widest if numeric else min(widest, 10),
         )
-    for row in frame.iter_rows():
-        table.add_row(*(_cell(value) for value in row))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

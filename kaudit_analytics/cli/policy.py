@@ -1,36 +1,45 @@
-"""``kaudit policy``: lint, simulate, compare, diff and suggest audit policies."""
+"""``kaudit policy``: catalog, lint, simulate, compare, diff and suggest audit policies.
+
+Every command that reads a lake takes the same window (``--cluster``, ``--since``,
+``--until``) and refuses to mix clusters logged under different policies unless
+``--mixed-policies`` is given; every rate is printed with the span it is extrapolated from.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
+import datetime as dt
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import polars as pl
 
-from kaudit_analytics import lake as _lake
 from kaudit_analytics import policy as _policy
 from kaudit_analytics.cli._options import engine_options, json_option, lake_option
+from kaudit_analytics.cli._output import bytes_text, echo_json, number, show, show_totals
+from kaudit_analytics.lake import LakeError
+from kaudit_analytics.window import parse_window
 
-_POLICY_HELP = "A policy file, or a bundled one: " + ", ".join(_policy.CATALOG) + "."
+F = TypeVar("F", bound=Callable[..., Any])
+
+_POLICY_HELP = "A policy file, or a bundled one (see 'kaudit policy catalog')."
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Library errors a user can cause end as one sentence, not a traceback."""
+    """Library errors a user can cause end as one sentence, not a traceback; warnings are
+    printed once each, on stderr."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", _policy.PolicyWarning)
             yield
-        for warning in caught:
-            click.echo(f"warning: {warning.message}", err=True)
-    except (ValueError, OSError) as err:
+        for message in dict.fromkeys(str(w.message) for w in caught):
+            click.echo(f"warning: {message}", err=True)
+    except (ValueError, OSError, LakeError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from err
 
 
@@ -41,31 +50,90 @@ def _load(source: str) -> _policy.Policy:
     return _policy.load_policy(Path(source))
 
 
-def _events(lake: str) -> pl.LazyFrame:
-    if not _lake.is_lake(lake):
-        msg = f"{lake} is not a kaudit lake (no events folder); run 'kaudit ingest' first"
-        raise click.ClickException(msg)
-    return _lake.scan(lake)
+@dataclasses.dataclass(frozen=True)
+class _Window:
+    """What ``--cluster``, ``--since``, ``--until`` and ``--mixed-policies`` ask for."""
+
+    cluster: tuple[str, ...]
+    since: str | None
+    until: str | None
+    mixed: bool
+
+    def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        now = dt.datetime.now(dt.UTC)
+        if self.since:
+            window = parse_window(self.since, self.until, now=now)
+            return window.since, window.until
+        if self.until:
+            # A duration counts back from now; a date or timestamp is taken as it is.
+            return None, parse_window("0s", self.until, now=now).until
+        return None, None
+
+    def events(self, lake: str) -> pl.LazyFrame:
+        since, until = self.bounds()
+        return _policy.scan_traffic(
+            lake,
+            cluster=list(self.cluster) or None,
+            since=since,
+            until=until,
+            mixed_policies=self.mixed,
+        )
 
 
-def _echo(frame: pl.DataFrame, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(frame.to_dicts(), default=str, indent=2))
-        return
-    with pl.Config(
-        tbl_rows=200,
-        tbl_cols=20,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        fmt_str_lengths=200,
-        tbl_width_chars=200,
-    ):
-        click.echo(str(frame))
+def _window_options(command: F) -> F:
+    """``--cluster``, ``--since``, ``--until`` and ``--mixed-policies``."""
+    options = [
+        click.option(
+            "--cluster", multiple=True, help="Only this cluster of the lake (repeatable)."
+        ),
+        click.option(
+            "--since",
+            help="Start of the window: a date, a timestamp (UTC) or a duration back from "
+            "--until (7d, 24h) [the lake's first event].",
+        ),
+        click.option(
+            "--until",
+            help="End of the window (exclusive): a date, a timestamp or a duration back from "
+            "now [the lake's last event].",
+        ),
+        click.option(
+            "--mixed-policies",
+            "mixed",
+            is_flag=True,
+            help="Replay clusters whose logs say they were written under different audit "
+            "policies as one traffic (refused otherwise).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, indent=2)
+def _window(cluster: tuple[str, ...], since: str | None, until: str | None, mixed: bool) -> _Window:
+    return _Window(cluster, since, until, mixed)
+
+
+_RETENTION_OPTIONS = (
+    click.option("--price", default="cloudwatch", show_default=True,
+                 help="Price list for the cost: a bundled name (" + ", ".join(_policy.PRICES)
+                 + "; sources in docs/prices.md) or a CSV/YAML price file of your own."),
+    click.option("--maxsize", default=100, show_default=True,
+                 help="The apiserver's --audit-log-maxsize (MB): when a log file rotates."),
+    click.option("--maxbackup", default=10, show_default=True,
+                 help="The apiserver's --audit-log-maxbackup: rotated files kept (0: all)."),
+    click.option("--maxage", default=0, show_default=True,
+                 help="The apiserver's --audit-log-maxage (days): older files deleted (0: never)."),
+)  # fmt: skip
+
+
+def _retention_options(command: F) -> F:
+    for option in reversed(_RETENTION_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _span_line(span: _policy.Span) -> None:
+    click.echo(f"rates: {span.describe()}")
 
 
 @click.group("policy")
@@ -73,155 +141,216 @@ def policy_group() -> None:
     """Audit policies: lint, simulate on a lake, compare, diff, suggest a quieter one."""
 
 
-@policy_group.command("lint", help="Check POLICY; exit 1 on an error (for CI). " + _POLICY_HELP)
+@policy_group.command("catalog")
+@json_option("The bundled policies as JSON.")
+def catalog_command(as_json: bool) -> None:
+    """List the bundled policies (use a name wherever a policy is asked for)."""
+    show(_policy.catalog_frame(), as_json=as_json)
+
+
+@policy_group.command("lint")
 @click.argument("policy")
-@json_option("Findings as JSON.")
+@json_option("Findings as JSON (an empty list when there are none).")
 def lint_command(policy: str, as_json: bool) -> None:
+    """Check POLICY; exit 1 on an error (for CI). POLICY: a file or a bundled name."""
     with _user_errors():
         findings = _policy.lint_frame({policy: _load(policy)}).drop("policy")
-    _echo(findings, as_json)
+    show(findings, as_json=as_json, empty="no findings")
     if (findings["severity"] == "error").any():
-        sys.exit(1)
-
-
-_RETENTION_OPTIONS = (
-    click.option("--price", type=click.Choice(sorted(_policy.PRICES)), default="cloudwatch",
-                 show_default=True, help="Price list for the cost (see the docs' assumptions)."),
-    click.option("--maxsize", default=100, show_default=True, help="--audit-log-maxsize (MB)."),
-    click.option("--maxbackup", default=10, show_default=True, help="--audit-log-maxbackup."),
-    click.option("--maxage", default=0, show_default=True, help="--audit-log-maxage (days)."),
-)  # fmt: skip
-
-
-def _retention_options(command: Any) -> Any:
-    for option in reversed(_RETENTION_OPTIONS):
-        command = option(command)
-    return command
+        raise SystemExit(1)
 
 
 def _estimate(
-    policy: _policy.Policy, observed: _policy.Policy | None, lake: str, engine: str, master: str
-) -> tuple[_policy.VolumeEstimate, float]:
-    """The estimate and the hours the traffic spans, on polars or on Spark."""
+    candidate: _policy.Policy,
+    observed: _policy.Policy | None,
+    lake: str,
+    window: _Window,
+    engine: str,
+    master: str,
+) -> _policy.VolumeEstimate:
+    """The estimate on polars or on Spark."""
     if engine == "spark":
         from kaudit_analytics import spark as _spark
 
+        since, until = window.bounds()
         try:
-            events = _spark.scan(_spark.session(master, app_name="kaudit policy simulate"), lake)
+            session = _spark.session(master, app_name="kaudit policy simulate")
+            events = _spark.scan(
+                session, lake, cluster=list(window.cluster) or None, since=since, until=until
+            )
         except _spark.SparkUnavailableError as err:
             raise click.ClickException(str(err)) from err
-        est = _spark.estimate_volume(events, policy, observed_policy=observed)
-        return est, _spark.observed_hours(events)
-    frame = _events(lake)
-    return policy.estimate_volume(frame, observed_policy=observed), _policy.observed_hours(frame)
+        if Path(lake).is_dir():
+            window.events(lake)  # the same checks as on polars (local lakes)
+        return _spark.estimate_volume(events, candidate, observed_policy=observed)
+    return candidate.estimate_volume(window.events(lake), observed_policy=observed)
+
+
+def _price(name: str) -> _policy.Price:
+    return _policy.price(name)
 
 
 @policy_group.command("simulate")
 @click.argument("policy")
 @lake_option(spark=True)
-@click.option("--observed", help="The policy the traffic was logged under (for the lower bound).")
-@click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True)
+@click.option("--observed", help="The policy the lake was logged under (names what it missed).")
+@click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True,
+              help="Break the estimate down per rule × level × stage, or per day.")  # fmt: skip
+@_window_options
 @_retention_options
 @engine_options
-@json_option("Totals and table as JSON.")
+@json_option("Totals, the breakdown and the notes as JSON.")
 def simulate_command(
-    policy: str, lake: str, observed: str | None, by: str, price: str, maxsize: int,
+    policy: str, lake: str, observed: str | None, by: str, cluster: tuple[str, ...],
+    since: str | None, until: str | None, mixed: bool, price: str, maxsize: int,
     maxbackup: int, maxage: int, engine: str, master: str, as_json: bool,
 ) -> None:  # fmt: skip
     """What POLICY would write for the traffic in the lake: events, bytes, retention, cost."""
     with _user_errors():
         candidate, before = _load(policy), _load(observed) if observed else None
-        est, hours = _estimate(candidate, before, lake, engine, master)
+        window = _window(cluster, since, until, mixed)
+        est = _estimate(candidate, before, lake, window, engine, master)
         cost = _policy.costs(
-            est.bytes, hours, _policy.Retention(maxsize, maxbackup, maxage), _policy.PRICES[price]
+            est.bytes, est.span.hours, _policy.Retention(maxsize, maxbackup, maxage), _price(price)
         )
     table = est.by_rule if by == "rule" else est.by_day
     names = ("events", "bytes", "exact_bytes", "modelled_bytes", "observed_events",
              "observed_bytes", "delta_events", "delta_bytes")  # fmt: skip
-    totals = {**{k: getattr(est, k) for k in names}, **dataclasses.asdict(cost)}
+    totals: dict[str, Any] = {k: getattr(est, k) for k in names} | dataclasses.asdict(cost)
+    span = {"observed_seconds": est.span.seconds, "extrapolated": est.span.extrapolated,
+            "span": est.span.describe()}  # fmt: skip
     if as_json:
         extra = {"never_logged": est.never_logged, "notes": est.notes, by: table.to_dicts()}
-        click.echo(_json({**totals, **extra}))
+        echo_json({**totals, **span, **extra})
         return
-    _echo(table, as_json=False)
-    click.echo(
-        " ".join(
-            f"{k}={v:,.2f}" if isinstance(v, float) else f"{k}={v:,}" for k, v in totals.items()
-        )
-    )
+    # The columns that fit a terminal; --json has them all.
+    show(table.select(pl.exclude("exact_bytes", "synthesized_events")))
+    shown = {k: bytes_text(v) if "bytes" in k else v for k, v in totals.items()}
+    shown["gb_per_day"] = number(cost.gb_per_day)
+    shown["usd_per_month"] = f"${cost.usd_per_month:,.2f}"
+    show_totals(shown)
+    _span_line(est.span)
     for note in est.notes:
         click.echo(f"note: {note}")
+    if est.never_logged:
+        click.echo(f"never logged by the observed policy: {', '.join(est.never_logged)}")
 
 
 @policy_group.command("compare")
 @click.argument("policies", nargs=-1, required=True)
 @lake_option()
+@_window_options
 @_retention_options
-@json_option()
+@json_option("One object per policy (and the span) as JSON.")
 def compare_command(
-    policies: tuple[str, ...],
-    lake: str,
-    price: str,
-    maxsize: int,
-    maxbackup: int,
-    maxage: int,
+    policies: tuple[str, ...], lake: str, cluster: tuple[str, ...], since: str | None,
+    until: str | None, mixed: bool, price: str, maxsize: int, maxbackup: int, maxage: int,
     as_json: bool,
-) -> None:
+) -> None:  # fmt: skip
     """POLICIES side by side on the same traffic: events, bytes, retention, cost."""
     with _user_errors():
         loaded = {p: _load(p) for p in policies}
+        events = _window(cluster, since, until, mixed).events(lake)
         table = _policy.compare(
             loaded,
-            _events(lake),
+            events,
             retention=_policy.Retention(maxsize, maxbackup, maxage),
-            price=_policy.PRICES[price],
+            price=_price(price),
         )
-    _echo(table, as_json)
+    if as_json:
+        show(table, as_json=True)
+        return
+    shown = table.select(
+        "policy", "events", "bytes", "delta_bytes", "modelled_bytes", "gb_per_day",
+        "retention_hours", pl.col("usd_per_month").round(2),
+    )  # fmt: skip
+    show(shown)
+    _span_line(_policy.observed_span(events))
 
 
 @policy_group.command("diff")
 @click.argument("old")
 @click.argument("new")
 @lake_option()
-@click.option("--top", default=30, show_default=True, help="Rows to show.")
-@json_option()
-def diff_command(old: str, new: str, lake: str, top: int, as_json: bool) -> None:
-    """Traffic whose level, events or bytes change from OLD to NEW."""
+@_window_options
+@click.option("--top", default=30, show_default=True, help="Rows to show (biggest change first).")
+@json_option("The changed traffic as JSON.")
+def diff_command(
+    old: str, new: str, lake: str, cluster: tuple[str, ...], since: str | None,
+    until: str | None, mixed: bool, top: int, as_json: bool,
+) -> None:  # fmt: skip
+    """Traffic whose level, events or bytes change from OLD to NEW (policies: files or names)."""
     with _user_errors():
-        table = _policy.diff(_load(old), _load(new), _events(lake)).head(top).collect()
-    _echo(table, as_json)
+        events = _window(cluster, since, until, mixed).events(lake)
+        table = _policy.diff(_load(old), _load(new), events).head(top)
+    show(table, as_json=as_json, empty="no traffic changes")
 
 
 @policy_group.command("suggest")
 @lake_option()
-@click.option("--base", help="Policy to start from (default cis-minimal).")
+@click.option("--base", help="Policy to start from: a file or a bundled name [cis-minimal].")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the tuned policy here.")
-@click.option("--top", default=15, show_default=True, help="Noisy traffic groups to consider.")
-@json_option()
-def suggest_command(lake: str, base: str | None, out: str | None, top: int, as_json: bool) -> None:
-    """Rank the noisiest traffic and write a quieter policy that still passes lint."""
+@click.option("--top", default=50, show_default=True,
+              help="Noisiest traffic groups (actor kind, verb, target) to consider.")  # fmt: skip
+@click.option("--controls/--no-controls", default=True, show_default=True,
+              help="Keep every compliance control the base supports assessable.")  # fmt: skip
+@_window_options
+@json_option("The policy, the tables and the totals as JSON.")
+def suggest_command(
+    lake: str, base: str | None, out: str | None, top: int, controls: bool,
+    cluster: tuple[str, ...], since: str | None, until: str | None, mixed: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Rank the noisiest traffic and write a quieter policy that still passes lint.
+
+    Without --out the policy goes to stdout alone (``> tuned.yaml``) and the tables to stderr.
+    """
     with _user_errors():
-        found = _policy.suggest(_events(lake), base=_load(base) if base else None, top=top)
+        from kaudit_analytics.compliance import CONTROLS
+
+        found = _policy.suggest(
+            _window(cluster, since, until, mixed).events(lake),
+            base=_load(base) if base else None,
+            top=top,
+            requirements=CONTROLS if controls else (),
+        )
     if out:
         Path(out).write_text(found.yaml, encoding="utf-8")
+    totals = {
+        "events_before": found.before.events,
+        "bytes_before": found.before.bytes,
+        "events_after": found.after.events,
+        "bytes_after": found.after.bytes,
+        "saved_share": round(found.saved_share, 4),
+    }
     if as_json:
-        click.echo(
-            _json(
-                {
-                    "policy": found.yaml,
-                    "before": {"events": found.before.events, "bytes": found.before.bytes},
-                    "after": {"events": found.after.events, "bytes": found.after.bytes},
-                    "noisiest": found.noisiest.to_dicts(),
-                }
-            )
+        echo_json(
+            {
+                "policy": found.yaml,
+                **totals,
+                "span": found.before.span.describe(),
+                "fixes": found.fixes,
+                "kept_controls": found.kept,
+                "noisiest": found.noisiest.to_dicts(),
+                "rules": found.rules.to_dicts(),
+            }
         )
         return
-    # Without --out the policy goes to stdout alone (``> tuned.yaml``), the summary to stderr.
-    summary_err = out is None
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
-        click.echo(str(found.noisiest), err=summary_err)
-    before, after = found.before, found.after
-    click.echo(f"before: {before.events:,} events, {before.bytes:,} bytes", err=summary_err)
-    click.echo(f"after:  {after.events:,} events, {after.bytes:,} bytes", err=summary_err)
+    err = out is None
+    show(found.noisiest.drop("why", "top_user"), title="Noisiest traffic under the base", err=err)
+    show(found.rules.drop("why"), title="Rules: before and after", err=err)
+    for fix in found.fixes:
+        click.echo(f"fixed in the base: {fix}", err=err)
+    show_totals(
+        {
+            "before": f"{found.before.events:,} events, {bytes_text(found.before.bytes)}",
+            "after": f"{found.after.events:,} events, {bytes_text(found.after.bytes)}",
+            "saved": f"{found.saved_share:.1%} of the bytes",
+            "controls kept": len(found.kept),
+        },
+        err=err,
+    )
+    click.echo(f"rates: {found.before.span.describe()}", err=err)
     if out is None:
         click.echo(found.yaml, nl=False)
+    else:
+        click.echo(f"wrote {out}")
