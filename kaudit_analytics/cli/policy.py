@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from kaudit_analytics.lake import LakeError
 from kaudit_analytics.window import parse_window
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_DURATION = re.compile(r"^\s*\d+\s*[smhdw]\s*$")
 
 _POLICY_HELP = "A policy file, or a bundled one (see 'kaudit policy catalog')."
 
@@ -60,14 +63,16 @@ class _Window:
     mixed: bool
 
     def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """``[since, until)``; an end not given is the lake's own (not the clock's), unless
+        ``since`` is a duration, which counts back from ``until`` or now."""
         now = dt.datetime.now(dt.UTC)
-        if self.since:
-            window = parse_window(self.since, self.until, now=now)
-            return window.since, window.until
-        if self.until:
-            # A duration counts back from now; a date or timestamp is taken as it is.
-            return None, parse_window("0s", self.until, now=now).until
-        return None, None
+        until = parse_window("1970-01-01", self.until, now=now).until if self.until else None
+        if not self.since:
+            return None, until
+        if until is None and not _DURATION.match(self.since):
+            return parse_window(self.since, "9999-12-31", now=now).since, None
+        window = parse_window(self.since, self.until, now=now)
+        return window.since, window.until
 
     def events(self, lake: str) -> pl.LazyFrame:
         since, until = self.bounds()
@@ -207,11 +212,12 @@ def simulate_command(
 ) -> None:  # fmt: skip
     """What POLICY would write for the traffic in the lake: events, bytes, retention, cost."""
     with _user_errors():
+        rate = _price(price)
         candidate, before = _load(policy), _load(observed) if observed else None
         window = _window(cluster, since, until, mixed)
         est = _estimate(candidate, before, lake, window, engine, master)
         cost = _policy.costs(
-            est.bytes, est.span.hours, _policy.Retention(maxsize, maxbackup, maxage), _price(price)
+            est.bytes, est.span.hours, _policy.Retention(maxsize, maxbackup, maxage), rate
         )
     table = est.by_rule if by == "rule" else est.by_day
     names = ("events", "bytes", "exact_bytes", "modelled_bytes", "observed_events",
@@ -249,13 +255,11 @@ def compare_command(
 ) -> None:  # fmt: skip
     """POLICIES side by side on the same traffic: events, bytes, retention, cost."""
     with _user_errors():
+        rate = _price(price)
         loaded = {p: _load(p) for p in policies}
         events = _window(cluster, since, until, mixed).events(lake)
         table = _policy.compare(
-            loaded,
-            events,
-            retention=_policy.Retention(maxsize, maxbackup, maxage),
-            price=_price(price),
+            loaded, events, retention=_policy.Retention(maxsize, maxbackup, maxage), price=rate
         )
     if as_json:
         show(table, as_json=True)
