@@ -399,8 +399,8 @@ def diff_policies(old: Policy, new: Policy, events: pl.LazyFrame) -> pl.DataFram
             )
 
         joined = (
-            described.join(per_request(old, "old"), on=keys, how="left")
-            .join(per_request(new, "new"), on=keys, how="left")
+            described.join(per_request(old, "old"), on=keys, how="left", nulls_equal=True)
+            .join(per_request(new, "new"), on=keys, how="left", nulls_equal=True)
             .with_columns(
                 pl.col("level_old").fill_null("None"),
                 pl.col("level_new").fill_null("None"),

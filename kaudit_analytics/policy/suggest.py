@@ -452,7 +452,7 @@ def _traffic(
             .group_by(keys)
             .agg(pl.len().alias("events"), pl.col("bytes").sum(), pl.col("level").first())
         )
-        joined = described.join(written, on=keys)
+        joined = described.join(written, on=keys, nulls_equal=True)
         parts.append(
             joined.group_by(USER, "kind", VERB, API_GROUP, "is_path", "target", "name", "level")
             .agg(pl.col("events").sum().cast(pl.Int64), pl.col("bytes").sum().cast(pl.Int64))
@@ -811,14 +811,11 @@ def _tuned(fixed: Policy, rules: list[PolicyRule], checker: _Checker) -> Policy:
     """The added rules above the base, unreachable rules removed, RequestReceived and
     managedFields omitted where the checks allow."""
     tuned = _with_rules(fixed, (*rules, *fixed.rules), name="tuned")
-    for candidate in (
-        dataclasses.replace(tuned, omit_managed_fields=True),
-        dataclasses.replace(tuned, omit_stages=tuned.omit_stages | {"RequestReceived"}),
-    ):
+    for managed, stages in ((True, frozenset()), (False, frozenset({"RequestReceived"}))):
         candidate = dataclasses.replace(
-            candidate,
-            omit_managed_fields=candidate.omit_managed_fields or tuned.omit_managed_fields,
-            omit_stages=candidate.omit_stages | tuned.omit_stages,
+            tuned,
+            omit_managed_fields=managed or tuned.omit_managed_fields,
+            omit_stages=tuned.omit_stages | stages,
         )
         if checker.ok(candidate):
             tuned = candidate
@@ -859,8 +856,8 @@ def _replay(
             tuned.evaluate(frame).group_by(keys).agg(pl.col("policy_rule").first().alias("rule"))
         )
         per_rule.append(
-            decided.join(before, on=keys, how="left")
-            .join(after, on=keys, how="left")
+            decided.join(before, on=keys, how="left", nulls_equal=True)
+            .join(after, on=keys, how="left", nulls_equal=True)
             .group_by("rule")
             .agg(
                 pl.col(c).fill_null(0).sum().cast(pl.Int64)

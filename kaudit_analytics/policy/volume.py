@@ -881,10 +881,10 @@ def _slices(events: pl.LazyFrame, chunk_rows: int) -> list[pl.Expr]:
 
 
 def request_chunks(
-    events: pl.LazyFrame, columns: Sequence[str], *, chunk_rows: int = CHUNK_ROWS
+    events: pl.LazyFrame, columns: Sequence[str], *, chunk_rows: int | None = None
 ) -> Iterator[pl.LazyFrame]:
     """``columns`` of the events a slice at a time (a ``date`` partition, or a span of one
-    when it holds more than ``chunk_rows``), each request whole.
+    when it holds more than ``chunk_rows``, by default ``CHUNK_ROWS``), each request whole.
 
     The replay is per request and its results are sums, so slices give the same totals
     with the memory of one slice, whatever the traffic's length. Each slice stays lazy:
@@ -893,7 +893,7 @@ def request_chunks(
     ``date`` came from each event's own timestamp, or after a cut) is carried whole into
     the next slice.
     """
-    slices = _slices(events, chunk_rows)
+    slices = _slices(events, chunk_rows or CHUNK_ROWS)
     keys = [CLUSTER, AUDIT_ID]
     carried: pl.DataFrame | None = None
     for index, where in enumerate(slices):
@@ -901,10 +901,14 @@ def request_chunks(
         moving = None
         if index + 1 < len(slices):
             later = events.filter(slices[index + 1]).select(keys).unique()
-            continuing = chunk.select(keys).unique().join(later, on=keys, how="semi").collect()
+            # (A table built by hand may have no cluster: null keys match each other.)
+            continuing = (
+                chunk.select(keys).unique().join(later, on=keys, how="semi", nulls_equal=True)
+            ).collect()
             if continuing.height:
-                moving = chunk.join(continuing.lazy(), on=keys, how="semi").collect()
-                chunk = chunk.join(continuing.lazy(), on=keys, how="anti")
+                ids = continuing.lazy()
+                moving = chunk.join(ids, on=keys, how="semi", nulls_equal=True).collect()
+                chunk = chunk.join(ids, on=keys, how="anti", nulls_equal=True)
         if carried is not None:
             chunk = pl.concat([carried.lazy(), chunk])
         carried = moving
