@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow as pa
 
 from kaudit_analytics import schema as s
-from kaudit_analytics.policy.cost import observed_hours as _observed_hours
 from kaudit_analytics.policy.evaluate import POLICY_KEEPS_STAGE, POLICY_LEVEL, POLICY_RULE
 from kaudit_analytics.policy.probes import never_logged_probes
+from kaudit_analytics.policy.traffic import Span
 from kaudit_analytics.policy.volume import (
     BODY_PARTS_SCHEMA,
     OBSERVED_SUMS,
@@ -20,6 +20,7 @@ from kaudit_analytics.policy.volume import (
     body_model_parts,
     observed_parts,
     predicted_events,
+    replay_columns,
     volume_estimate,
     volume_parts,
 )
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from kaudit_analytics.policy import Policy
 
-__all__ = ["estimate_volume", "evaluate", "observed_hours"]
+__all__ = ["estimate_volume", "evaluate", "observed_hours", "observed_span"]
 
 
 def evaluate(events: DataFrame, policy: Policy) -> DataFrame:
@@ -65,9 +66,12 @@ def _body_parts(events: DataFrame) -> pl.DataFrame:
             frame = typed(pl.DataFrame(pl.from_arrow(batch)), s.AUDIT_SCHEMA)
             yield from out.batches(body_model_parts(frame.lazy()).collect())
 
-    narrow = events.select(*keys, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
+    narrow = events.select(*keys, s.CODE, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
+    groups = BODY_PARTS_SCHEMA.names()[: len(keys) + 1]  # and whether the request failed
     summed = (
-        narrow.mapInArrow(per_batch, out.ddl).groupBy(*keys).sum(*BODY_PARTS_SCHEMA.names()[3:])
+        narrow.mapInArrow(per_batch, out.ddl)
+        .groupBy(*groups)
+        .sum(*BODY_PARTS_SCHEMA.names()[len(groups) :])
     )
     renamed = summed.toDF(*BODY_PARTS_SCHEMA.names())
     return to_polars(renamed, BODY_PARTS_SCHEMA)
@@ -118,7 +122,11 @@ def estimate_volume(
         yield from out.batches(typed(sums, _VOLUME_SCHEMA))
 
     def reads(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return pl.concat([replay(frame).select(pl.len()), observed_parts(frame).select(pl.len())])
+        # The request bodies only when the policy reads them (``replay_columns``).
+        wanted = frame.select(replay_columns([policy])).select(pl.len())
+        return pl.concat(
+            [wanted, replay(frame).select(pl.len()), observed_parts(frame).select(pl.len())]
+        )
 
     keys = ["kind", "rule", "level", "stage", s.DATE]
     sums = [*VOLUME_SUMS, "requests"]
@@ -135,14 +143,21 @@ def estimate_volume(
         totals.filter(kind="day").select(s.DATE, *VOLUME_SUMS),
         totals.filter(kind="observed").select(*OBSERVED_SUMS),
         never_logged=never,
+        span=observed_span(events),
     )
 
 
-def observed_hours(events: DataFrame) -> float:
-    """``policy.observed_hours`` on Spark: the polars function over the first and last
-    ``request_ts``, which Spark finds."""
+def observed_span(events: DataFrame) -> Span:
+    """``policy.observed_span`` on Spark: the first request received and the last event
+    written, which Spark finds."""
     from pyspark.sql import functions as F  # noqa: N812
 
-    ends = to_polars(events.select(F.min(s.REQUEST_TS).alias("a"), F.max(s.REQUEST_TS).alias("b")))
-    stamps = pl.concat([ends["a"], ends["b"]]).alias(s.REQUEST_TS)
-    return _observed_hours(pl.LazyFrame([stamps]))
+    last = F.coalesce(F.col(s.STAGE_TS), F.col(s.REQUEST_TS))
+    ends = to_polars(events.select(F.min(s.REQUEST_TS).alias("a"), F.max(last).alias("b")))
+    start, end = ends.row(0)
+    return Span(start, end)
+
+
+def observed_hours(events: DataFrame) -> float:
+    """``policy.observed_hours`` on Spark."""
+    return observed_span(events).hours
