@@ -48,7 +48,7 @@ import altair as alt
 import polars as pl
 
 from kaudit_analytics.exprs import ACTOR_KINDS
-from kaudit_analytics.schema import CODE, NAMESPACE, VERB, VERBS
+from kaudit_analytics.schema import CODE, LEVELS, NAMESPACE, VERB, VERBS
 
 __all__ = [
     "MAX_ROWS",
@@ -58,13 +58,17 @@ __all__ = [
     "latency_distribution",
     "latency_percentiles_chart",
     "namespace_user_heatmap",
+    "noisiest_traffic_chart",
+    "policy_volume_chart",
     "report_findings_chart",
     "report_status_chart",
     "report_timeline_chart",
     "request_rate_timeline",
     "resource_verb_heatmap",
     "response_codes_chart",
+    "rule_share_chart",
     "save_html",
+    "suggestion_chart",
     "top_talkers_chart",
     "verb_user_heatmap",
 ]
@@ -661,3 +665,196 @@ def save_html(chart: alt.TopLevelMixin, path: str | Path, **embed_options: Any) 
     target = Path(path)
     target.write_text(page, encoding="utf-8")
     return target
+
+
+# --------------------------------------------------------------------------- audit policy tuning
+
+#: Audit levels from quietest to loudest, and their colours.
+_LEVEL_DOMAIN = list(LEVELS)
+_LEVEL_RANGE = ["#bdbdbd", "#66a182", "#edae49", "#d1495b"]
+_OBSERVED = "observed"
+
+
+def policy_volume_chart(compared: pl.DataFrame) -> alt.HConcatChart:
+    """Events and bytes each candidate policy would write, the observed traffic first (grey),
+    from ``policy.compare``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from kaudit_analytics import charts
+    >>> compared = pl.DataFrame({"policy": ["observed", "gce"], "events": [10, 6],
+    ...                          "bytes": [9000, 4000], "modelled_bytes": [0, 300]})
+    >>> spec = charts.policy_volume_chart(compared).to_dict()
+    >>> [c["encoding"]["x"]["field"] for c in spec["hconcat"]]
+    ['events', 'bytes']
+    """
+    data = _data(compared, ("policy", "events", "bytes", "modelled_bytes"))
+    order = data["policy"].to_list()
+    extra = [
+        alt.Tooltip(f"{name}:Q", format=",.2f")
+        for name in ("gb_per_day", "usd_per_month")
+        if name in data.columns
+    ]
+    base = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            y=alt.Y("policy:N", sort=order, title=None),
+            color=alt.condition(
+                alt.datum.policy == _OBSERVED, alt.value("#9e9e9e"), alt.value("#00798c")
+            ),
+            tooltip=[
+                alt.Tooltip("policy:N"),
+                alt.Tooltip("events:Q", format=","),
+                alt.Tooltip("bytes:Q", format=","),
+                alt.Tooltip("modelled_bytes:Q", title="of which modelled", format=","),
+                *extra,
+            ],
+        )
+    )
+    events = base.encode(x=alt.X("events:Q", title="events")).properties(
+        title="Events per policy", width=260
+    )
+    size = base.encode(x=alt.X("bytes:Q", title="bytes logged")).properties(
+        title="Bytes per policy", width=260
+    )
+    return alt.hconcat(events, size)
+
+
+def noisiest_traffic_chart(noisiest: pl.DataFrame) -> alt.Chart:
+    """The noisiest traffic groups under a base policy, coloured by what a suggestion does
+    with each (the move, or kept), from ``Suggestion.noisiest``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from kaudit_analytics import charts
+    >>> noisiest = pl.DataFrame({"kind": ["node"], "verb": ["update"], "target": ["leases"],
+    ...     "level": ["Metadata"], "events": [5], "bytes": [900], "action": ["heartbeats: None"]})
+    >>> charts.noisiest_traffic_chart(noisiest).to_dict()["encoding"]["color"]["field"]
+    'change'
+    """
+    data = _data(noisiest, ("kind", "verb", "target", "level", "events", "bytes", "action"))
+    data = data.with_columns(
+        pl.concat_str("verb", pl.lit(" "), "target", pl.lit(" ("), "kind", pl.lit(")")).alias(
+            "traffic"
+        ),
+        pl.col("action").str.split(":").list.first().alias("change"),
+    )
+    chart: alt.Chart = (
+        alt.Chart(data, title="Noisiest traffic under the base policy")
+        .mark_bar()
+        .encode(
+            x=alt.X("bytes:Q", title="bytes logged"),
+            y=alt.Y("traffic:N", title=None, sort=None),
+            color=alt.Color("change:N", title="suggestion"),
+            tooltip=[
+                alt.Tooltip("traffic:N"),
+                alt.Tooltip("level:N", title="level under the base"),
+                alt.Tooltip("action:N", title="suggestion"),
+                alt.Tooltip("events:Q", format=","),
+                alt.Tooltip("bytes:Q", format=","),
+            ],
+        )
+        .properties(height=alt.Step(14))
+    )
+    return chart
+
+
+def rule_share_chart(by_rule: pl.DataFrame) -> alt.Chart:
+    """Each rule's share of the bytes a policy writes, coloured by level, from
+    ``VolumeEstimate.by_rule`` (one row per rule × level × stage).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from kaudit_analytics import charts
+    >>> by_rule = pl.DataFrame({"rule": [0, 0, 1], "level": ["Metadata"] * 3,
+    ...     "stage": ["ResponseComplete", "ResponseStarted", "ResponseComplete"],
+    ...     "events": [2, 1, 1], "bytes": [300, 100, 600]})
+    >>> spec = charts.rule_share_chart(by_rule).to_dict()
+    >>> [row["share"] for row in spec["datasets"].popitem()[1]]
+    [0.4, 0.6]
+    """
+    data = _data(by_rule, ("rule", "level", "events", "bytes"))
+    total = max(int(data["bytes"].sum()), 1)
+    data = (
+        data.group_by("rule", "level")
+        .agg(pl.col("events").sum(), pl.col("bytes").sum())
+        .sort("rule", nulls_last=True)
+        .with_columns(
+            (pl.col("bytes") / total).alias("share"),
+            pl.when(pl.col("rule").is_null())
+            .then(pl.lit("no rule"))
+            .otherwise(pl.lit("rule ") + pl.col("rule").cast(pl.String))
+            .alias("name"),
+        )
+    )
+    chart: alt.Chart = (
+        alt.Chart(data, title="Each rule's share of the bytes logged")
+        .mark_bar()
+        .encode(
+            x=alt.X("share:Q", title="share of bytes", axis=alt.Axis(format="%")),
+            y=alt.Y("name:N", title=None, sort=data["name"].to_list()),
+            color=alt.Color("level:N").scale(domain=_LEVEL_DOMAIN, range=_LEVEL_RANGE),
+            tooltip=[
+                alt.Tooltip("name:N", title="rule"),
+                alt.Tooltip("level:N"),
+                alt.Tooltip("share:Q", format=".1%"),
+                alt.Tooltip("events:Q", format=","),
+                alt.Tooltip("bytes:Q", format=","),
+            ],
+        )
+        .properties(height=alt.Step(16))
+    )
+    return chart
+
+
+def suggestion_chart(rules: pl.DataFrame) -> alt.Chart:
+    """Bytes before (under the base) and after, per rule of a suggested policy, from
+    ``Suggestion.rules``.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from kaudit_analytics import charts
+    >>> rules = pl.DataFrame({"rule": [0, 1], "origin": ["added (heartbeats)", "base rule 0"],
+    ...     "level": ["None", "Metadata"], "matches": ["update leases", "anything"],
+    ...     "bytes_before": [900, 500], "bytes_after": [0, 400]})
+    >>> sorted(charts.suggestion_chart(rules).to_dict()["encoding"])
+    ['color', 'tooltip', 'x', 'y', 'yOffset']
+    """
+    data = _data(rules, ("rule", "origin", "level", "matches", "bytes_before", "bytes_after"))
+    data = data.with_columns(
+        pl.concat_str(
+            pl.lit("rule "), pl.col("rule").cast(pl.String), pl.lit(": "), "origin"
+        ).alias("name")
+    )
+    long = data.unpivot(
+        index=["name", "level", "matches"],
+        on=["bytes_before", "bytes_after"],
+        variable_name="when",
+        value_name="bytes",
+    ).with_columns(pl.col("when").str.strip_prefix("bytes_"))
+    chart: alt.Chart = (
+        alt.Chart(long, title="Bytes per rule: under the base and under the suggestion")
+        .mark_bar()
+        .encode(
+            x=alt.X("bytes:Q", title="bytes logged"),
+            y=alt.Y("name:N", title=None, sort=data["name"].to_list()),
+            yOffset=alt.YOffset("when:N", sort=["before", "after"]),
+            color=alt.Color("when:N", title=None, sort=["before", "after"]).scale(
+                range=["#9e9e9e", "#00798c"]
+            ),
+            tooltip=[
+                alt.Tooltip("name:N", title="rule"),
+                alt.Tooltip("matches:N"),
+                alt.Tooltip("level:N"),
+                alt.Tooltip("when:N"),
+                alt.Tooltip("bytes:Q", format=","),
+            ],
+        )
+        .properties(height=alt.Step(9))
+    )
+    return chart

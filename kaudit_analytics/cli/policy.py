@@ -47,10 +47,7 @@ def _user_errors() -> Iterator[None]:
 
 
 def _load(source: str) -> _policy.Policy:
-    name = source.removeprefix("catalog:")
-    if name in _policy.CATALOG and not Path(source).exists():
-        return _policy.catalog_policy(name)
-    return _policy.load_policy(Path(source))
+    return _policy.policy_from(source)
 
 
 @dataclasses.dataclass(frozen=True)

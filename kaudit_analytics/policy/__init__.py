@@ -60,6 +60,7 @@ from kaudit_analytics.policy.model import (
     catalog_policy,
     catalog_source,
     load_policy,
+    policy_from,
 )
 from kaudit_analytics.policy.requestinfo import parse_request_info
 from kaudit_analytics.policy.rules import (
@@ -132,6 +133,7 @@ __all__ = [
     "observed_hours",
     "observed_span",
     "policy_conflicts",
+    "policy_from",
     "policy_yaml",
     "price",
     "request_info",

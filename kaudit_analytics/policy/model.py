@@ -28,7 +28,7 @@ from kaudit_analytics.policy.rules import (
 )
 from kaudit_analytics.policy.volume import VolumeEstimate
 
-__all__ = ["CATALOG", "Policy", "catalog_policy", "catalog_source", "load_policy"]
+__all__ = ["CATALOG", "Policy", "catalog_policy", "catalog_source", "load_policy", "policy_from"]
 
 #: The bundled platform policies (``policy/catalog/<name>.yaml``; provenance in each file).
 CATALOG: tuple[str, ...] = (
@@ -281,3 +281,18 @@ def catalog_policy(name: str) -> Policy:
         unknown_fields=policy.unknown_fields,
         name=name,
     )
+
+
+def policy_from(source: str | Path) -> Policy:
+    """A bundled policy by name (``catalog:`` prefix optional), or a policy file.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.policy import policy_from
+    >>> policy_from("gce").name, policy_from("catalog:eks").name
+    ('gce', 'eks')
+    """
+    name = str(source).removeprefix("catalog:")
+    if name in CATALOG and not Path(source).exists():
+        return catalog_policy(name)
+    return load_policy(Path(source))
