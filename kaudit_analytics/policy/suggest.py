@@ -40,7 +40,7 @@ import yaml
 
 from kaudit_analytics import exprs
 from kaudit_analytics.policy.cost import request_target
-from kaudit_analytics.policy.evaluate import rule_matches
+from kaudit_analytics.policy.evaluate import POLICY_RULE, rule_matches
 from kaudit_analytics.policy.lint import (
     cis_gaps,
     lint_policy,
@@ -73,8 +73,13 @@ from kaudit_analytics.schema import (
     API_GROUP,
     AUDIT_ID,
     CLUSTER,
+    DATE,
     GROUPS,
+    NAME,
+    NAMESPACE,
+    REQUEST_URI,
     RESOURCE,
+    STAGE,
     SUBRESOURCE,
     USER,
     VERB,
@@ -423,47 +428,64 @@ def _move_target(target: _Target, move: Move) -> _Target | None:
     return target if allowed else None
 
 
+#: What describes a request for ranking, carried through the replay (names that no events
+#: column has: ``name`` and ``kind`` are renamed after).
+_DESCRIBE = {
+    "who": pl.col(USER),
+    "who_groups": pl.col(GROUPS),
+    "who_kind": exprs.actor_kind().cast(pl.String),
+    "what_verb": pl.col(VERB),
+    "what_group": pl.col(API_GROUP),
+    "what_is_path": pl.col(RESOURCE).is_null(),
+    "what_target": request_target(),
+    "what_name": pl.concat_str(
+        pl.col(RESOURCE),
+        pl.when(pl.col(SUBRESOURCE).fill_null("") != "").then("/" + pl.col(SUBRESOURCE)),
+        ignore_nulls=True,
+    ),
+}
+_RENAMED = {
+    "who": USER,
+    "who_kind": "kind",
+    "what_verb": VERB,
+    "what_group": API_GROUP,
+    "what_is_path": "is_path",
+    "what_target": "target",
+    "what_name": "name",
+}
+_TRAFFIC_KEY = (USER, "kind", VERB, API_GROUP, "is_path", "target", "name", "level")
+
+
 def _traffic(
-    policy: Policy, events: pl.LazyFrame
+    policy: Policy, events: pl.LazyFrame, model: pl.LazyFrame
 ) -> tuple[pl.DataFrame, dict[str, tuple[str, ...]]]:
-    """Per (user, kind, verb, target, level) what the policy writes; and each user's groups."""
-    keys = [CLUSTER, AUDIT_ID]
-    target = request_target()
+    """Per (user, kind, verb, target, level) what the policy writes; and each user's groups.
+
+    One pass: the replay carries what describes each request (``predicted_events(carry=)``).
+    """
     parts, members = [], []
     for frame in request_chunks(events, replay_columns([policy])):
-        described = frame.group_by(keys).agg(
-            pl.col(USER).first(),
-            pl.col(GROUPS).first(),
-            exprs.actor_kind().first().cast(pl.String).alias("kind"),
-            pl.col(VERB).first(),
-            pl.col(API_GROUP).first(),
-            pl.col(RESOURCE).first().is_null().alias("is_path"),
-            target.first().alias("target"),
-            pl.concat_str(
-                pl.col(RESOURCE),
-                pl.when(pl.col(SUBRESOURCE).fill_null("") != "").then("/" + pl.col(SUBRESOURCE)),
-                ignore_nulls=True,
-            )
-            .first()
-            .alias("name"),
+        rows = (
+            predicted_events(policy, frame, body_parts=model, carry=_DESCRIBE)
+            .select(*_RENAMED, "who_groups", "level", "bytes")
+            .rename(_RENAMED)
         )
-        written = (
-            predicted_events(policy, frame)
-            .group_by(keys)
-            .agg(pl.len().alias("events"), pl.col("bytes").sum(), pl.col("level").first())
+        # Both read one replay (polars shares the common part of the two queries).
+        summed, who = pl.collect_all(
+            [
+                rows.group_by(_TRAFFIC_KEY).agg(
+                    pl.len().cast(pl.Int64).alias("events"), pl.col("bytes").sum().cast(pl.Int64)
+                ),
+                rows.select(USER, "who_groups").unique(subset=[USER]),
+            ]
         )
-        joined = described.join(written, on=keys, nulls_equal=True)
-        parts.append(
-            joined.group_by(USER, "kind", VERB, API_GROUP, "is_path", "target", "name", "level")
-            .agg(pl.col("events").sum().cast(pl.Int64), pl.col("bytes").sum().cast(pl.Int64))
-            .collect()
-        )
-        members.append(described.select(USER, GROUPS).unique(subset=[USER]).collect())
+        parts.append(summed)
+        members.append(who)
     if not parts:
         return pl.DataFrame(), {}
     traffic = (
         pl.concat(parts)
-        .group_by(USER, "kind", VERB, API_GROUP, "is_path", "target", "name", "level")
+        .group_by(_TRAFFIC_KEY)
         .agg(pl.col("events").sum(), pl.col("bytes").sum())
         .sort(
             "bytes", USER, VERB, "target", descending=[True, False, False, False], nulls_last=True
@@ -747,7 +769,8 @@ def suggest_policy(
     """See ``kaudit_analytics.policy.suggest`` (the module docstring: how, and why it is safe)."""
     fixed, fixes = fix_base(base)
     checker = _Checker(fixed, requirements)
-    traffic, groups = _traffic(fixed, events)
+    model = body_model_parts(events).collect(engine="streaming").lazy()
+    traffic, groups = _traffic(fixed, events, model)
     ranked = _groups(traffic, top)
     chosen, actions, kinds = [], [], {}
     by_group = traffic.join(
@@ -783,7 +806,7 @@ def suggest_policy(
     plans.sort(key=lambda p: (LEVEL_ORDER[p.move.level], -p.bytes))
     rules = [plan.rule() for plan in plans]
     tuned = _tuned(fixed, rules, checker)
-    estimates, per_rule = _replay(base, tuned, events)
+    estimates, per_rule = _replay(base, tuned, events, model)
     noisiest = ranked.select(
         "kind", VERB, "target", "level", "users", "top_user", "events", "bytes", "share",
         pl.Series("action", [a for a, _ in actions], dtype=pl.String),
@@ -826,45 +849,54 @@ def _tuned(fixed: Policy, rules: list[PolicyRule], checker: _Checker) -> Policy:
     return _with_rules(tuned, kept)
 
 
+#: What ``Policy.evaluate`` reads.
+_EVALUATED = (CLUSTER, AUDIT_ID, STAGE, VERB, REQUEST_URI, USER, GROUPS, API_GROUP, RESOURCE,
+              SUBRESOURCE, NAMESPACE, NAME)  # fmt: skip
+
+
 def _replay(
-    base: Policy, tuned: Policy, events: pl.LazyFrame
+    base: Policy, tuned: Policy, events: pl.LazyFrame, model: pl.LazyFrame
 ) -> tuple[dict[str, VolumeEstimate], pl.DataFrame]:
     """Both estimates and, per rule of the tuned policy, what the requests it decides cost
     under the base and under it: one read of the traffic, a slice at a time."""
-    keys = [CLUSTER, AUDIT_ID]
-    model = body_model_parts(events).collect(engine="streaming").lazy()
     sums: dict[str, list[tuple[pl.DataFrame, pl.DataFrame]]] = {"before": [], "after": []}
     per_rule, seen, spans = [], [], []
+    keys = [CLUSTER, AUDIT_ID]
+    tuned_rule = {"tuned_rule": pl.col("tuned_rule")}
     for frame in request_chunks(events, replay_columns([base, tuned])):
-        replays = {
-            "before": predicted_events(base, frame, body_parts=model),
-            "after": predicted_events(tuned, frame, body_parts=model),
-        }
-        for name, stages in replays.items():
-            sums[name].append(tuple(pl.collect_all(volume_parts(stages))))  # type: ignore[arg-type]
-        before = (
-            replays["before"]
-            .group_by(keys)
-            .agg(pl.len().alias("events_before"), pl.col("bytes").sum().alias("bytes_before"))
-        )
-        after = (
-            replays["after"]
-            .group_by(keys)
-            .agg(pl.len().alias("events_after"), pl.col("bytes").sum().alias("bytes_after"))
-        )
+        # The base's events carry the tuned policy's decision for their request (one small
+        # table per slice: composing the two evaluations lazily is many times slower).
         decided = (
-            tuned.evaluate(frame).group_by(keys).agg(pl.col("policy_rule").first().alias("rule"))
+            tuned.evaluate(frame.select(_EVALUATED))
+            .group_by(keys)
+            .agg(pl.col(POLICY_RULE).first().alias("tuned_rule"))
+            .collect()
+            .lazy()
         )
-        per_rule.append(
-            decided.join(before, on=keys, how="left", nulls_equal=True)
-            .join(after, on=keys, how="left", nulls_equal=True)
-            .group_by("rule")
-            .agg(
-                pl.col(c).fill_null(0).sum().cast(pl.Int64)
-                for c in ("events_before", "bytes_before", "events_after", "bytes_after")
-            )
+        # The replay reads its input twice and pairs the rows up by position: the join
+        # must keep the events' order.
+        with_rule = frame.join(
+            decided, on=keys, how="left", nulls_equal=True, maintain_order="left"
+        )
+        # Only the columns the sums read: no request ids are kept.
+        measures = ("rule", "level", "stage", DATE, "bytes", "exact_bytes", "modelled_bytes",
+                    "synthesized")  # fmt: skip
+        before = (
+            predicted_events(base, with_rule, body_parts=model, carry=tuned_rule)
+            .select(*measures, "tuned_rule")
             .collect()
         )
+        after = predicted_events(tuned, frame, body_parts=model).select(measures).collect()
+        for name, rows in (("before", before), ("after", after)):
+            by_rule, by_day = volume_parts(rows.lazy())
+            sums[name].append((by_rule.collect(), by_day.collect()))
+        was = before.group_by(pl.col("tuned_rule").alias("rule")).agg(
+            pl.len().alias("events_before"), pl.col("bytes").sum().alias("bytes_before")
+        )
+        now = after.group_by("rule").agg(
+            pl.len().alias("events_after"), pl.col("bytes").sum().alias("bytes_after")
+        )
+        per_rule.append(was.join(now, on="rule", how="full", coalesce=True, nulls_equal=True))
         observed, first_last = pl.collect_all([observed_parts(frame), span_parts(frame)])
         seen.append(observed)
         spans.append(first_last)
@@ -877,7 +909,11 @@ def _replay(
         for name, parts in sums.items()
     }
     measures = ["events_before", "bytes_before", "events_after", "bytes_after"]
-    rules = pl.concat(per_rule).group_by("rule").agg(pl.col(m).sum() for m in measures)
+    rules = (
+        pl.concat(per_rule, how="diagonal_relaxed")
+        .group_by("rule")
+        .agg(pl.col(m).fill_null(0).sum().cast(pl.Int64) for m in measures)
+    )
     return estimates, rules
 
 

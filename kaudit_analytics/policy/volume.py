@@ -499,7 +499,9 @@ def _body_model(parts: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
+def _per_request(
+    evaluated: pl.LazyFrame, policy: RuleSet, carry: Sequence[str] = ()
+) -> pl.LazyFrame:
     """One row per request; only simple aggregations (polars' fast path).
 
     Most requests have one event left (the candidate drops the rest, or the observed
@@ -510,7 +512,7 @@ def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
     columns: dict[str, tuple[pl.Expr, str]] = {
         # The level, stage mask and omitManagedFields follow from the rule: recomputed after.
         **{c: (pl.col(c), "first") for c in ("policy_rule", "long_running")},
-        **{c: (pl.col(c), "first") for c in (API_GROUP, RESOURCE, VERB, DATE)},
+        **{c: (pl.col(c), "first") for c in (API_GROUP, RESOURCE, VERB, DATE, *carry)},
         "observed_level": (pl.col(LEVEL).cast(pl.String), "first"),
         "failed": (_FAILED, "any"),
         # Non-resource requests answer with an object only for API discovery (and errors).
@@ -567,7 +569,7 @@ def _per_request(evaluated: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
     )
 
 
-def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
+def _stage_rows(requests: pl.LazyFrame, policy: RuleSet, carry: Sequence[str] = ()) -> pl.LazyFrame:
     """One row per request × stage the candidate writes, with bytes and exactness."""
     rule = pl.col("policy_rule")
     level = pl.col("policy_level")
@@ -662,10 +664,12 @@ def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
     size = value // 4
     modelled = (value // 2 % 2) == 1
     return (
-        prepared.select(CLUSTER, AUDIT_ID, DATE, rule.alias("rule"), level.alias("level"), *packed)
+        prepared.select(
+            CLUSTER, AUDIT_ID, DATE, rule.alias("rule"), level.alias("level"), *carry, *packed
+        )
         .unpivot(
             on=list(_SHORT),
-            index=[CLUSTER, AUDIT_ID, DATE, "rule", "level"],
+            index=[CLUSTER, AUDIT_ID, DATE, "rule", "level", *carry],
             variable_name="stage",
         )
         .filter(value.is_not_null())
@@ -675,6 +679,7 @@ def _stage_rows(requests: pl.LazyFrame, policy: RuleSet) -> pl.LazyFrame:
             DATE,
             "rule",
             "level",
+            *carry,
             "stage",
             size.alias("bytes"),
             pl.when(modelled).then(0).otherwise(size).alias("exact_bytes"),
@@ -718,23 +723,32 @@ _NEEDED = (
 )
 
 
-def _replay_input(events: pl.LazyFrame) -> pl.LazyFrame:
-    """The columns the replay reads; request bodies are read only by policies that need
-    them (``replay_columns``), so a chunk may come without them."""
+def _replay_input(events: pl.LazyFrame, carry: Mapping[str, pl.Expr]) -> pl.LazyFrame:
+    """The columns the replay reads, and the ``carry`` ones; request bodies are read only
+    by policies that need them (``replay_columns``), so a chunk may come without them."""
     present = events.collect_schema().names()
     missing = REQUEST_OBJECT not in present
     return events.select(
-        pl.lit(None, dtype=pl.String).alias(c) if missing and c == REQUEST_OBJECT else pl.col(c)
-        for c in _NEEDED
+        *(
+            pl.lit(None, dtype=pl.String).alias(c) if missing and c == REQUEST_OBJECT else pl.col(c)
+            for c in _NEEDED
+        ),
+        *(expr.alias(name) for name, expr in carry.items()),
     )
 
 
 def predicted_events(
-    policy: RuleSet, events: pl.LazyFrame, *, body_parts: pl.LazyFrame | None = None
+    policy: RuleSet,
+    events: pl.LazyFrame,
+    *,
+    body_parts: pl.LazyFrame | None = None,
+    carry: Mapping[str, pl.Expr] | None = None,
 ) -> pl.LazyFrame:
     """One row per event the policy would write for the observed requests.
 
-    Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized.
+    Columns: cluster, audit_id, date, rule, level, stage, bytes, modelled, synthesized,
+    and ``carry``: per request, the first value of each expression over its events (what
+    a caller groups the rows by, computed in the same pass).
 
     ``events`` must hold every event of each request it holds (the replay is per request).
     Bodies that were not captured are modelled from ``body_parts`` (``body_model_parts`` of
@@ -753,10 +767,12 @@ def predicted_events(
     # lacks a name the apiserver back-fills later): without one, skip parsing every
     # distinct watch's field selector.
     late = _ever_keeps(policy, "RequestReceived")
+    carry = dict(carry or {})
+    light += list(carry)
     evaluated = (
         evaluate(
             policy,
-            _replay_input(events),
+            _replay_input(events, carry),
             selector_names=late,
             attributes=("name", "namespace") if late else (),
             derived={_LONG_PATH: _long_running_path(), _DISCOVERY: _discovery_path()},
@@ -769,10 +785,10 @@ def predicted_events(
         .filter(pl.col("policy_level") != "None")
     )
     parts = body_model_parts(events) if body_parts is None else body_parts
-    requests = _per_request(evaluated, policy).join(
+    requests = _per_request(evaluated, policy, list(carry)).join(
         _body_model(parts), on=list(_MODEL_KEY), how="left", nulls_equal=True
     )
-    return _stage_rows(requests, policy)
+    return _stage_rows(requests, policy, list(carry))
 
 
 #: The additive measures of ``volume_parts``; ``volume_estimate`` sums them.
@@ -908,7 +924,9 @@ def request_chunks(
             if continuing.height:
                 ids = continuing.lazy()
                 moving = chunk.join(ids, on=keys, how="semi", nulls_equal=True).collect()
-                chunk = chunk.join(ids, on=keys, how="anti", nulls_equal=True)
+                chunk = chunk.join(
+                    ids, on=keys, how="anti", nulls_equal=True, maintain_order="left"
+                )
         if carried is not None:
             chunk = pl.concat([carried.lazy(), chunk])
         carried = moving
