@@ -57,12 +57,11 @@ from kaudit_analytics.policy.rules import (
     PolicyRule,
     RequestAttributes,
 )
-from kaudit_analytics.policy.traffic import span_parts
 from kaudit_analytics.policy.volume import (
     VolumeEstimate,
     body_model_parts,
     merge_spans,
-    observed_parts,
+    observed_and_span,
     predicted_events,
     replay_columns,
     request_chunks,
@@ -897,7 +896,7 @@ def _replay(
             pl.len().alias("events_after"), pl.col("bytes").sum().alias("bytes_after")
         )
         per_rule.append(was.join(now, on="rule", how="full", coalesce=True, nulls_equal=True))
-        observed, first_last = pl.collect_all([observed_parts(frame), span_parts(frame)])
+        observed, first_last = observed_and_span(frame)
         seen.append(observed)
         spans.append(first_last)
     span = merge_spans(spans)

@@ -32,7 +32,7 @@ import polars as pl
 
 from kaudit_analytics.policy.evaluate import ATTR_COLUMNS, evaluate
 from kaudit_analytics.policy.rules import RuleSet
-from kaudit_analytics.policy.traffic import Span, span_parts
+from kaudit_analytics.policy.traffic import Span
 from kaudit_analytics.schema import (
     ANNOTATIONS,
     API_GROUP,
@@ -80,6 +80,7 @@ __all__ = [
     "estimate_volume",
     "estimate_volumes",
     "merge_spans",
+    "observed_and_span",
     "observed_parts",
     "predicted_events",
     "replay_columns",
@@ -811,11 +812,25 @@ def volume_parts(stages: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame]:
 
 def observed_parts(events: pl.LazyFrame) -> pl.LazyFrame:
     """Events, bytes and requests (distinct audit IDs) the input holds, as one row."""
-    return events.select(
-        pl.len().cast(pl.Int64).alias("events"),
-        pl.col(EVENT_BYTES).cast(pl.Int64).sum().alias("bytes"),
-        pl.col(AUDIT_ID).n_unique().cast(pl.Int64).alias("requests"),
-    )
+    return events.select(*_OBSERVED)
+
+
+_OBSERVED = (
+    pl.len().cast(pl.Int64).alias("events"),
+    pl.col(EVENT_BYTES).cast(pl.Int64).sum().alias("bytes"),
+    pl.col(AUDIT_ID).n_unique().cast(pl.Int64).alias("requests"),
+)
+_LAST = pl.coalesce(pl.col(STAGE_TS), pl.col(REQUEST_TS))
+
+
+def observed_and_span(events: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``observed_parts`` and ``span_parts`` of a slice, read in one pass."""
+    both = events.select(
+        *_OBSERVED,
+        pl.col(REQUEST_TS).min().alias("start"),
+        _LAST.max().alias("end"),
+    ).collect()
+    return both.select(OBSERVED_SUMS), both.select("start", "end")
 
 
 def volume_estimate(
@@ -910,23 +925,28 @@ def request_chunks(
     the next slice.
     """
     slices = _slices(events, chunk_rows or CHUNK_ROWS)
-    keys = [CLUSTER, AUDIT_ID]
+    # A request is known by a hash of (cluster, audit_id): cheaper to find in the next slice
+    # than the strings, and a collision only carries a whole request one slice further.
+    request = pl.struct(CLUSTER, AUDIT_ID).hash(seed=7)
     carried: pl.DataFrame | None = None
     for index, where in enumerate(slices):
         chunk = events.filter(where).select(columns)
         moving = None
         if index + 1 < len(slices):
-            later = events.filter(slices[index + 1]).select(keys).unique()
-            # (A table built by hand may have no cluster: null keys match each other.)
-            continuing = (
-                chunk.select(keys).unique().join(later, on=keys, how="semi", nulls_equal=True)
-            ).collect()
-            if continuing.height:
-                ids = continuing.lazy()
-                moving = chunk.join(ids, on=keys, how="semi", nulls_equal=True).collect()
-                chunk = chunk.join(
-                    ids, on=keys, how="anti", nulls_equal=True, maintain_order="left"
-                )
+            later = events.filter(slices[index + 1]).select(request.alias("__request")).unique()
+            ids = (
+                chunk.select(request.alias("__request"))
+                .unique()
+                .join(later, on="__request", how="semi")
+                .collect()
+            )
+            if ids.height:
+                tagged = chunk.with_columns(request.alias("__request"))
+                moving = tagged.join(ids.lazy(), on="__request", how="semi").drop("__request")
+                moving = moving.collect()
+                chunk = tagged.join(
+                    ids.lazy(), on="__request", how="anti", maintain_order="left"
+                ).drop("__request")
         if carried is not None:
             chunk = pl.concat([carried.lazy(), chunk])
         carried = moving
@@ -973,7 +993,7 @@ def estimate_volumes(
             stages = predicted_events(policy, frame, body_parts=parts)
             by_rule, by_day = pl.collect_all(volume_parts(stages))
             sums[name].append((by_rule, by_day))
-        observed, first_last = pl.collect_all([observed_parts(frame), span_parts(frame)])
+        observed, first_last = observed_and_span(frame)
         seen.append(observed)
         spans.append(first_last)
     observed = pl.concat(seen) if seen else observed_parts(events.head(0)).collect()
