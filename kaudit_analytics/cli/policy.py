@@ -337,7 +337,10 @@ def suggest_command(
         )
         return
     err = out is None
-    show(found.noisiest.drop("why", "top_user"), title="Noisiest traffic under the base", err=err)
+    noisiest = found.noisiest.with_columns(
+        pl.format("{}%", (pl.col("share") * 100).round(1)).alias("share")
+    ).drop("why", "top_user")
+    show(noisiest, title="Noisiest traffic under the base", err=err)
     show(found.rules.drop("why"), title="Rules: before and after", err=err)
     for fix in found.fixes:
         click.echo(f"fixed in the base: {fix}", err=err)
