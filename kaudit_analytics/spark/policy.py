@@ -66,10 +66,11 @@ def _body_parts(events: DataFrame) -> pl.DataFrame:
             frame = typed(pl.DataFrame(pl.from_arrow(batch)), s.AUDIT_SCHEMA)
             yield from out.batches(body_model_parts(frame.lazy()).collect())
 
-    narrow = events.select(*keys, s.CODE, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
+    # Not ``narrow``: a local of that name would shadow the plumbing's function in closures.
+    columns = events.select(*keys, s.CODE, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
     groups = BODY_PARTS_SCHEMA.names()[: len(keys) + 1]  # and whether the request failed
     summed = (
-        narrow.mapInArrow(per_batch, out.ddl)
+        columns.mapInArrow(per_batch, out.ddl)
         .groupBy(*groups)
         .sum(*BODY_PARTS_SCHEMA.names()[len(groups) :])
     )
