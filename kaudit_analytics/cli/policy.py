@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 import polars as pl
 
+from kaudit_analytics import lake as _lake
 from kaudit_analytics import policy as _policy
 from kaudit_analytics.cli._options import engine_options, json_option, lake_option
 from kaudit_analytics.cli._output import bytes_text, echo_json, number, show, show_totals
@@ -72,14 +73,24 @@ class _Window:
         return window.since, window.until
 
     def events(self, lake: str) -> pl.LazyFrame:
+        """The lake's events in the window, checked fit to replay (``checked_traffic``)."""
+        if not _lake.is_lake(lake):
+            msg = f"{lake} is not a kaudit lake (no events folder); run 'kaudit ingest' first"
+            raise click.ClickException(msg)
         since, until = self.bounds()
-        return _policy.scan_traffic(
-            lake,
-            cluster=list(self.cluster) or None,
-            since=since,
-            until=until,
-            mixed_policies=self.mixed,
-        )
+        cluster = list(self.cluster) or None
+        events = _lake.scan(lake, cluster=cluster, since=since, until=until)
+        if events.select(pl.len()).collect().item() == 0:
+            held = _policy.observed_span(_lake.scan(lake, cluster=cluster))
+            holds = (
+                f"it holds {held.start:%Y-%m-%d %H:%M}Z to {held.end:%Y-%m-%d %H:%M}Z"
+                if held.start is not None and held.end is not None
+                else "it holds no events"
+            )
+            where = f" of cluster {', '.join(self.cluster)}" if self.cluster else ""
+            msg = f"no events{where} in the window in {lake}: {holds}"
+            raise click.ClickException(msg)
+        return _policy.checked_traffic(events, mixed_policies=self.mixed)
 
 
 def _window_options(command: F) -> F:

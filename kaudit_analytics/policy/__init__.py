@@ -84,9 +84,9 @@ from kaudit_analytics.policy.suggest import (
 from kaudit_analytics.policy.traffic import (
     MixedPoliciesError,
     Span,
+    checked_traffic,
     observed_span,
     policy_conflicts,
-    scan_traffic,
 )
 from kaudit_analytics.policy.volume import VolumeEstimate, estimate_volumes
 
@@ -121,6 +121,7 @@ __all__ = [
     "VolumeEstimate",
     "catalog_frame",
     "catalog_policy",
+    "checked_traffic",
     "compare",
     "costs",
     "diff",
@@ -138,7 +139,6 @@ __all__ = [
     "price",
     "request_info",
     "retention_hours",
-    "scan_traffic",
     "suggest",
 ]
 

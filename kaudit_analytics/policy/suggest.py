@@ -1056,7 +1056,7 @@ def policy_yaml(policy: Policy, *, header: str = "", comments: dict[int, str] | 
     apiVersion: audit.k8s.io/v1
     kind: Policy
     rules:
-      - level: Metadata
+      - {level: Metadata}
     """
     comments = comments or {}
     lines = [f"# {line}".rstrip() for line in header.splitlines()]

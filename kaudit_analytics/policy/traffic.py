@@ -4,19 +4,17 @@ Rates (bytes a day, cost a month) are extrapolated from the span the traffic cov
 span goes with every rate (``Span.describe``): a 50-second capture says it is 50 seconds.
 Traffic of clusters logged under different audit policies cannot be replayed as one (each
 request is replayed from what *its* policy kept); ``policy_conflicts`` finds such clusters
-from the levels and stages they observed, and ``scan_traffic`` refuses to mix them unless
+from the levels and stages they observed, and ``checked_traffic`` refuses to mix them unless
 asked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 
 import polars as pl
 
-from kaudit_analytics import lake as _lake
 from kaudit_analytics.policy.rules import PolicyError
 from kaudit_analytics.schema import (
     API_GROUP,
@@ -38,9 +36,9 @@ __all__ = [
     "DAY_SECONDS",
     "MixedPoliciesError",
     "Span",
+    "checked_traffic",
     "observed_span",
     "policy_conflicts",
-    "scan_traffic",
     "span_parts",
 ]
 
@@ -229,47 +227,30 @@ def check_one_policy(events: pl.LazyFrame) -> None:
     raise MixedPoliciesError(msg)
 
 
-def scan_traffic(
-    lake: str | os.PathLike[str],
-    *,
-    cluster: str | list[str] | None = None,
-    since: dt.datetime | dt.date | str | None = None,
-    until: dt.datetime | dt.date | str | None = None,
-    mixed_policies: bool = False,
+def checked_traffic(
+    events: pl.LazyFrame | pl.DataFrame, *, mixed_policies: bool = False
 ) -> pl.LazyFrame:
-    """The lake's events in ``[since, until)`` of ``cluster``, for a policy to be replayed on.
-
-    Parameters
-    ----------
-    lake
-        A lake written by ``kaudit_analytics.ingest``.
-    cluster, since, until
-        As for ``kaudit_analytics.scan``.
-    mixed_policies
-        Allow clusters whose observed levels say they were logged under different policies
-        (each request is still replayed from what its own policy kept; the totals mix them).
+    """The events, once checked fit to replay: not empty, and of clusters logged under one
+    policy (unless ``mixed_policies``: each request is still replayed from what its own
+    policy kept, but the totals mix them).
 
     Raises
     ------
     PolicyError
-        When ``lake`` is not a lake or the window holds no events.
+        When there are no events.
     MixedPoliciesError
         When clusters logged under different policies would be mixed.
+
+    Examples
+    --------
+    >>> from kaudit_analytics.policy import checked_traffic
+    >>> from kaudit_analytics.testing import events_frame
+    >>> checked_traffic(events_frame([{"cluster": "a", "verb": "get"}])).collect().height
+    1
     """
-    if not _lake.is_lake(lake):
-        msg = f"{lake} is not a kaudit lake (no events folder); run 'kaudit ingest' first"
-        raise PolicyError(msg)
-    events = _lake.scan(lake, cluster=cluster, since=since, until=until)
+    events = events.lazy()
     if events.select(pl.len()).collect().item() == 0:
-        where = f" of cluster {cluster}" if cluster else ""
-        window = f" in [{since or 'start'}, {until or 'end'})" if since or until else ""
-        held = observed_span(_lake.scan(lake, cluster=cluster))
-        holds = (
-            f"it holds {held.start:%Y-%m-%d %H:%M}Z to {held.end:%Y-%m-%d %H:%M}Z"
-            if held.start is not None and held.end is not None
-            else "it holds no events"
-        )
-        msg = f"no events{where}{window} in {lake}: {holds}"
+        msg = "no events to replay in the window"
         raise PolicyError(msg)
     if not mixed_policies:
         check_one_policy(events)

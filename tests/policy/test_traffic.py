@@ -16,6 +16,7 @@ from kaudit_analytics.policy import (
     Retention,
     Span,
     catalog_policy,
+    checked_traffic,
     costs,
     estimate_volumes,
     load_policy,
@@ -24,7 +25,6 @@ from kaudit_analytics.policy import (
     observed_span,
     policy_conflicts,
     price,
-    scan_traffic,
     volume,
 )
 from kaudit_analytics.policy.volume import request_chunks
@@ -100,25 +100,21 @@ def test_clusters_under_different_policies_are_found(lake: Path) -> None:
     assert policy_conflicts(ka.scan(lake, cluster=["a", "b"])).is_empty()
 
 
-def test_scan_traffic_refuses_to_mix_them_unless_asked(lake: Path) -> None:
+def test_checked_traffic_refuses_to_mix_them_unless_asked(lake: Path) -> None:
     with pytest.raises(MixedPoliciesError, match="clusters a and c"):
-        scan_traffic(lake)
-    assert scan_traffic(lake, mixed_policies=True).select(pl.len()).collect().item() > 0
-    both = scan_traffic(lake, cluster=["a", "b"])
+        checked_traffic(ka.scan(lake))
+    mixed = checked_traffic(ka.scan(lake), mixed_policies=True)
+    assert mixed.select(pl.len()).collect().item() > 0
+    both = checked_traffic(ka.scan(lake, cluster=["a", "b"]))
     assert set(both.select("cluster").unique().collect()["cluster"]) == {"a", "b"}
 
 
-def test_scan_traffic_window_and_errors(lake: Path, tmp_path: Path) -> None:
-    part = scan_traffic(lake, cluster="a", since=T0 + dt.timedelta(seconds=20))
-    assert (
-        0
-        < part.select(pl.len()).collect().item()
-        < ka.scan(lake, cluster="a").select(pl.len()).collect().item()
-    )
-    with pytest.raises(PolicyError, match=r"no events .* it holds 2026-11-27"):
-        scan_traffic(lake, cluster="a", since="2030-01-01")
-    with pytest.raises(PolicyError, match="not a kaudit lake"):
-        scan_traffic(tmp_path)
+def test_checked_traffic_refuses_an_empty_window(lake: Path) -> None:
+    part = checked_traffic(ka.scan(lake, cluster="a", since=T0 + dt.timedelta(seconds=20)))
+    whole = ka.scan(lake, cluster="a").select(pl.len()).collect().item()
+    assert 0 < part.select(pl.len()).collect().item() < whole
+    with pytest.raises(PolicyError, match="no events"):
+        checked_traffic(ka.scan(lake, cluster="a", since="2030-01-01"))
 
 
 # --------------------------------------------------------------------------- slices
