@@ -907,11 +907,11 @@ def _replay(
         )
         for name, parts in sums.items()
     }
-    measures = ["events_before", "bytes_before", "events_after", "bytes_after"]
+    counts = ("events_before", "bytes_before", "events_after", "bytes_after")
     rules = (
         pl.concat(per_rule, how="diagonal_relaxed")
         .group_by("rule")
-        .agg(pl.col(m).fill_null(0).sum().cast(pl.Int64) for m in measures)
+        .agg(pl.col(m).fill_null(0).sum().cast(pl.Int64) for m in counts)
     )
     return estimates, rules
 

@@ -931,7 +931,7 @@ def request_chunks(
     carried: pl.DataFrame | None = None
     for index, where in enumerate(slices):
         chunk = events.filter(where).select(columns)
-        moving = None
+        moving: pl.DataFrame | None = None
         if index + 1 < len(slices):
             later = events.filter(slices[index + 1]).select(request.alias("__request")).unique()
             ids = (
@@ -942,8 +942,9 @@ def request_chunks(
             )
             if ids.height:
                 tagged = chunk.with_columns(request.alias("__request"))
-                moving = tagged.join(ids.lazy(), on="__request", how="semi").drop("__request")
-                moving = moving.collect()
+                moving = (
+                    tagged.join(ids.lazy(), on="__request", how="semi").drop("__request").collect()
+                )
                 chunk = tagged.join(
                     ids.lazy(), on="__request", how="anti", maintain_order="left"
                 ).drop("__request")

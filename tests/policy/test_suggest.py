@@ -117,9 +117,23 @@ SA = (
 
 
 def _attrs(
-    who: tuple[str, tuple[str, ...]], verb: str, resource: str, **fields: str
+    who: tuple[str, tuple[str, ...]],
+    verb: str,
+    resource: str,
+    *,
+    namespace: str = "",
+    name: str = "",
+    subresource: str = "",
 ) -> RequestAttributes:
-    return RequestAttributes(user=who[0], groups=who[1], verb=verb, resource=resource, **fields)
+    return RequestAttributes(
+        user=who[0],
+        groups=who[1],
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        name=name,
+        subresource=subresource,
+    )
 
 
 @pytest.mark.parametrize(
