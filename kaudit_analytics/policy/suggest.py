@@ -11,8 +11,8 @@ How a suggestion is built:
    (user, verb, resource or path), and each group is matched to the first ``MOVES`` entry
    that applies: the moves are data, each with the level it sets and why that is safe.
 3. **Rules are consolidated**: per move, a user's verbs and resources become one rule, users
-   with the same rule are merged, rules are merged while at most half of what the merged
-   rule matches is unobserved, and a group replaces its users when every member of it seen
+   with the same rule are merged, rules are merged while at least a quarter of what the
+   merged rule matches was observed, and a group replaces its users when every member of it seen
    in the traffic is listed (never ``system:authenticated`` or ``system:unauthenticated``).
    Every move is a product (actor kinds × verbs × resources), so a merged rule only
    matches requests its move allows.
@@ -616,9 +616,15 @@ def _plans(cells: Sequence[tuple[_Cell, Move, _Target]]) -> list[_Plan]:
     return sorted(by_user.values(), key=lambda p: -p.bytes)
 
 
+#: A merged rule must be at least this much observed traffic (of users × verbs × targets):
+#: the rest is traffic of the same kind (the move allows all of it) that was not seen.
+_MIN_COVERAGE = 0.25
+
+
 def _consolidate(plans: list[_Plan], checker: _Checker) -> list[_Plan]:
-    """Merge rules of one move while the merged rule is mostly observed traffic (at least
-    half of what it matches) and passes the checks: the most observed merge first."""
+    """Merge rules of one move while the merged rule is observed traffic for at least
+    ``_MIN_COVERAGE`` of what it matches and passes the checks: the most observed merge
+    first."""
     refused: set[tuple[_Plan, _Plan]] = set()
     while True:
         pairs = []
@@ -628,7 +634,7 @@ def _consolidate(plans: list[_Plan], checker: _Checker) -> list[_Plan]:
                 if a.move != b.move or len(same_kind) > 1 or (a, b) in refused:
                     continue
                 merged = a.merged(b)
-                if merged.coverage >= 0.5:
+                if merged.coverage >= _MIN_COVERAGE:
                     pairs.append((-merged.coverage, -merged.bytes, a, b, merged))
         pairs.sort(key=lambda pair: pair[:2])
         for *_, a, b, merged in pairs:
