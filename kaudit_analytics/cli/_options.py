@@ -6,7 +6,7 @@ Nothing here imports the library at module level: ``kaudit CMD --help`` must not
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
