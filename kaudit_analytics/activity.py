@@ -103,7 +103,7 @@ __all__ = [
 ]
 
 #: The label of the bucket that gathers everything past the top N.
-OTHER = "(other)"
+OTHER = exprs.OTHER
 _NONE = "(none)"
 _CLUSTER_SCOPED = "(cluster-scoped)"
 _NON_RESOURCE = "(non-resource)"
