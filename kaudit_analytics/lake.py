@@ -249,6 +249,19 @@ def _partition_files(
     return files
 
 
+def _window_files(
+    lake: Path,
+    cluster: str | list[str] | None,
+    since: dt.datetime | dt.date | str | None,
+    until: dt.datetime | dt.date | str | None,
+) -> tuple[list[Path], dt.datetime | None, dt.datetime | None]:
+    """The files that can hold the window's events, and the window's bounds in UTC."""
+    start, end = as_utc(since), as_utc(until)
+    clusters = {cluster} if isinstance(cluster, str) else set(cluster) if cluster else None
+    last = (end - dt.timedelta(microseconds=1)).date() if end else None
+    return _partition_files(lake, clusters, start.date() if start else None, last), start, end
+
+
 def scan(
     lake: str | os.PathLike[str],
     *,
@@ -285,10 +298,7 @@ def scan(
     if not root.is_dir():
         msg = f"no lake at {root}: the folder does not exist"
         raise LakeError(msg)
-    start, end = as_utc(since), as_utc(until)
-    clusters = {cluster} if isinstance(cluster, str) else set(cluster) if cluster else None
-    last = (end - dt.timedelta(microseconds=1)).date() if end else None
-    files = _partition_files(root, clusters, start.date() if start else None, last)
+    files, start, end = _window_files(root, cluster, since, until)
     if not files:
         return s.empty_events().lazy()
     frame = pl.scan_parquet(
@@ -377,6 +387,14 @@ def describe(lake: str | os.PathLike[str]) -> LakeOverview:
 # --- the lake's span and SQL ---------------------------------------------------------------------
 
 
+def require_lake(lake: str | os.PathLike[str]) -> Path:
+    """``lake`` as a path, or ``LakeError`` saying in one sentence that it is not a lake."""
+    if not is_lake(lake):
+        msg = f"{lake} is not a kaudit lake (it has no events folder): run 'kaudit ingest' first"
+        raise LakeError(msg)
+    return Path(lake)
+
+
 def span(lake: str | os.PathLike[str], *, cluster: str | list[str] | None = None) -> Window:
     """The lake's own time span: from its first event to just after its last.
 
@@ -398,9 +416,7 @@ def span(lake: str | os.PathLike[str], *, cluster: str | list[str] | None = None
     >>> window.since.isoformat(), window.until.isoformat()
     ('2024-09-10T00:00:07.843150+00:00', '2024-09-12T02:45:48.219269+00:00')
     """
-    if not is_lake(lake):
-        msg = f"{lake} is not a kaudit lake (it has no events folder): run 'kaudit ingest' first"
-        raise LakeError(msg)
+    require_lake(lake)
     first, last = (
         scan(lake, cluster=cluster)
         .select(pl.col(s.REQUEST_TS).min().alias("first"), pl.col(s.REQUEST_TS).max().alias("last"))
@@ -461,15 +477,7 @@ def connect(
     """
     import duckdb
 
-    if not is_lake(lake):
-        msg = f"{lake} is not a kaudit lake (it has no events folder): run 'kaudit ingest' first"
-        raise LakeError(msg)
-    start, end = as_utc(since), as_utc(until)
-    clusters = [cluster] if isinstance(cluster, str) else cluster
-    last = (end - dt.timedelta(microseconds=1)).date() if end else None
-    files = _partition_files(
-        Path(lake), set(clusters) if clusters else None, start.date() if start else None, last
-    )
+    files, start, end = _window_files(require_lake(lake), cluster, since, until)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     columns = ", ".join(f'"{name}"' for name in s.AUDIT_SCHEMA.names())

@@ -49,17 +49,13 @@ class _Read:
     def __init__(
         self, lake: str, clusters: tuple[str, ...], since: str | None, until: str | None
     ) -> None:
-        from kaudit_analytics.lake import is_lake
+        from kaudit_analytics.lake import LakeError, require_lake
         from kaudit_analytics.window import WindowError, parse_bounds
 
-        if not is_lake(lake):
-            msg = (
-                f"{lake} is not a kaudit lake (it has no events folder): run 'kaudit ingest' first"
-            )
-            raise click.ClickException(msg)
         try:
+            require_lake(lake)
             self.since, self.until = parse_bounds(since, until, now=_clock())
-        except WindowError as exc:
+        except (LakeError, WindowError) as exc:
             raise click.ClickException(str(exc)) from exc
         self.lake = lake
         self.clusters = list(clusters) or None
