@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from click.testing import CliRunner, Result
 import kaudit_analytics as ka
 from kaudit_analytics import activity
 from kaudit_analytics.cli import main
+from tests.paths import REPO
 
 USER = "ivan@example.com"
 POD = ("web", "pods", "worker-sqnshmdqkh-cnkdj")
@@ -282,3 +285,32 @@ def test_sql_refuses_an_unknown_export_format(sample_lake: Path, tmp_path: Path)
         message
         == "Error: cannot export to x.xlsx: use one of .csv, .parquet, .json, .jsonl, .ndjson"
     )
+
+
+# --------------------------------------------------------------------------- the README
+
+
+def _readme_commands(*headings: str) -> list[list[str]]:
+    """The ``kaudit`` lines of the README's shell examples under these headings."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for heading in headings:
+        section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+        for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+            for line in block.splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["kaudit"] and words[1:2] != ["ingest"]:  # no logs here to load
+                    commands.append(words[1:])
+    return commands
+
+
+def test_the_readme_walkthrough_runs_on_the_demo_lake(
+    sample_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = _readme_commands("## Your first hour", "## Explore from the command line")
+    assert {words[0] for words in commands} >= {"describe", "top", "timeline", "history", "sql"}
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)  # where the examples' --out files go
+    for words in commands:
+        result = runner.invoke(main, words, env={"KAUDIT_LAKE": str(sample_lake)})
+        assert result.exit_code == 0, (words, result.output)
