@@ -6,10 +6,15 @@ traceback; the numbers are the library's (``activity``, ``lake.connect``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import pty
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +319,21 @@ def test_the_readme_walkthrough_runs_on_the_demo_lake(
     for words in commands:
         result = runner.invoke(main, words, env={"KAUDIT_LAKE": str(sample_lake)})
         assert result.exit_code == 0, (words, result.output)
+
+
+def test_a_terminal_sees_what_is_running_and_a_pipe_does_not(sample_lake: Path) -> None:
+    run_kaudit = "from kaudit_analytics.cli import main; main()"
+    command = [sys.executable, "-c", run_kaudit, "top", "--lake", str(sample_lake)]
+    leader, follower = pty.openpty()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, check=True)
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once everything the child wrote is read
+        while chunk := os.read(leader, 4096):
+            shown += chunk
+    os.close(leader)
+    assert f"Counting in {sample_lake}".encode() in shown  # the spinner, on the terminal
+    assert b"Counting" not in done.stdout
+    assert done.stdout.startswith(b"Top users by requests")
+    piped = subprocess.run(command, capture_output=True, check=True)
+    assert piped.stderr == b""
