@@ -36,7 +36,7 @@ _DIMENSIONS = {
     "namespace": "namespace",
 }
 _MEASURES = ("requests", "events", "bytes")
-_ROWS_HELP = "Rows to print (0: all) [default: {}]; --out and --json are not cut."
+_ROWS_HELP = "Rows to print (0: all) [default: {}]; {} every row."
 
 
 def _clock() -> dt.datetime:
@@ -221,7 +221,9 @@ _TIMELINE = (
     required=True,
     help="The user: as authenticated, or as impersonated (both people's timelines show it).",
 )
-@click.option("--rows", type=click.IntRange(min=0), default=200, help=_ROWS_HELP.format(200))
+@click.option(
+    "--rows", type=click.IntRange(min=0), default=200, help=_ROWS_HELP.format(200, "--json prints")
+)
 @json_option("Print every request as JSON (all columns, no --rows cut).")
 def timeline_command(
     lake: str,
@@ -289,7 +291,9 @@ def _object(text: str, namespace: str | None) -> tuple[str | None, str, str | No
 @lake_option()
 @cluster_filter_option
 @window_options()
-@click.option("--rows", type=click.IntRange(min=0), default=200, help=_ROWS_HELP.format(200))
+@click.option(
+    "--rows", type=click.IntRange(min=0), default=200, help=_ROWS_HELP.format(200, "--json prints")
+)
 @json_option("Print the requests (with their logged bodies) and the changes as JSON.")
 def history_command(
     object_ref: str,
@@ -366,7 +370,12 @@ def _sql_error(exc: Exception) -> click.ClickException:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write every row to this file instead: .csv, .parquet, .json (a list) or .jsonl.",
 )
-@click.option("--rows", type=click.IntRange(min=0), default=100, help=_ROWS_HELP.format(100))
+@click.option(
+    "--rows",
+    type=click.IntRange(min=0),
+    default=100,
+    help=_ROWS_HELP.format(100, "--out and --json write"),
+)
 @json_option("Print the rows as a JSON list instead of a table.")
 def sql_command(
     query: str,
