@@ -38,6 +38,7 @@ def test_the_import_contracts_hold() -> None:
     assert "0 broken" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
@@ -112,6 +113,7 @@ def test_the_private_names_check_can_fail(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_kaudit_ingest_loads_neither_altair_jinja2_nor_pyspark(tmp_path: Path) -> None:
     """What a command imports at run time, not only what its modules import at the top."""
     code = (

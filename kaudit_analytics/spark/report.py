@@ -127,8 +127,8 @@ def _observations(prepared: DataFrame, controls: Sequence[c.Control]) -> dict[st
         .groupBy(*[f"`{k}`" for k in keys])
         .agg(F.sum("_n").alias("_n"))
     )
-    typed = to_polars(counts, {**_PREPARED_SCHEMA, "_n": pl.Int64()})
-    return c.observations_from_counts(typed.lazy(), controls).collect().row(0, named=True)
+    counted = to_polars(counts, {**_PREPARED_SCHEMA, "_n": pl.Int64()})
+    return c.observations_from_counts(counted.lazy(), controls).collect().row(0, named=True)
 
 
 def _span(

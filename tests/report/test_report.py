@@ -180,6 +180,7 @@ def test_chart_specs_snapshot(scenario: r.Report, snapshot: SnapshotAssertion) -
     assert r.chart_specs(scenario) == snapshot
 
 
+@pytest.mark.slow
 def test_outputs_are_deterministic(tmp_path: Path) -> None:
     rows = scenario_rows()
     first, second = (r.build_report(frame(rows), WINDOW, settings=SETTINGS) for _ in range(2))
