@@ -309,6 +309,7 @@ def _readme_commands(*headings: str) -> list[list[str]]:
     return commands
 
 
+@pytest.mark.slow  # end to end: it runs a report and a policy simulation too
 def test_the_readme_walkthrough_runs_on_the_demo_lake(
     sample_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
