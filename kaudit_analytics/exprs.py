@@ -126,6 +126,7 @@ __all__ = [
     "LATENCY_MS",
     "NODE_NAME",
     "NOT_FAILED",
+    "OTHER",
     "OUTCOME",
     "OUTCOMES",
     "READ_VERBS",
@@ -143,6 +144,10 @@ __all__ = [
     "percent_decode",
     "user_extra_value",
 ]
+
+#: The label of the row that sums everything past the top N of an aggregate (activity's
+#: top talkers, heatmaps, latencies): charts draw it apart, or not at all.
+OTHER = "(other)"
 
 # --------------------------------------------------------------------------- actors
 

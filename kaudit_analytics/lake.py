@@ -32,9 +32,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kaudit_analytics import schema as s
-from kaudit_analytics.window import as_utc
+from kaudit_analytics.window import Window, as_utc
 
-__all__ = ["LakeError", "LakeLockedError", "LakeOverview", "describe", "scan"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "LakeError",
+    "LakeLockedError",
+    "LakeOverview",
+    "connect",
+    "describe",
+    "export",
+    "scan",
+    "span",
+]
 
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
@@ -239,6 +249,19 @@ def _partition_files(
     return files
 
 
+def _window_files(
+    lake: Path,
+    cluster: str | list[str] | None,
+    since: dt.datetime | dt.date | str | None,
+    until: dt.datetime | dt.date | str | None,
+) -> tuple[list[Path], dt.datetime | None, dt.datetime | None]:
+    """The files that can hold the window's events, and the window's bounds in UTC."""
+    start, end = as_utc(since), as_utc(until)
+    clusters = {cluster} if isinstance(cluster, str) else set(cluster) if cluster else None
+    last = (end - dt.timedelta(microseconds=1)).date() if end else None
+    return _partition_files(lake, clusters, start.date() if start else None, last), start, end
+
+
 def scan(
     lake: str | os.PathLike[str],
     *,
@@ -275,10 +298,7 @@ def scan(
     if not root.is_dir():
         msg = f"no lake at {root}: the folder does not exist"
         raise LakeError(msg)
-    start, end = as_utc(since), as_utc(until)
-    clusters = {cluster} if isinstance(cluster, str) else set(cluster) if cluster else None
-    last = (end - dt.timedelta(microseconds=1)).date() if end else None
-    files = _partition_files(root, clusters, start.date() if start else None, last)
+    files, start, end = _window_files(root, cluster, since, until)
     if not files:
         return s.empty_events().lazy()
     frame = pl.scan_parquet(
@@ -362,3 +382,139 @@ def describe(lake: str | os.PathLike[str]) -> LakeOverview:
         parquet_files=len(files),
         parquet_bytes=sum(f.stat().st_size for f in files),
     )
+
+
+# --- the lake's span and SQL ---------------------------------------------------------------------
+
+
+def require_lake(lake: str | os.PathLike[str]) -> Path:
+    """``lake`` as a path, or ``LakeError`` saying in one sentence that it is not a lake."""
+    if not is_lake(lake):
+        msg = f"{lake} is not a kaudit lake (it has no events folder): run 'kaudit ingest' first"
+        raise LakeError(msg)
+    return Path(lake)
+
+
+def span(lake: str | os.PathLike[str], *, cluster: str | list[str] | None = None) -> Window:
+    """The lake's own time span: from its first event to just after its last.
+
+    What "the last 7 days" means for a lake whose logs are not from this week (the bundled
+    sample is from 2024): count back from ``span(lake).until`` instead of the clock.
+
+    Raises
+    ------
+    LakeError
+        When ``lake`` is not a lake, or holds no events (of ``cluster``).
+
+    Examples
+    --------
+    >>> import tempfile, kaudit_analytics as ka
+    >>> from kaudit_analytics.testing import SAMPLE_DIR
+    >>> lake = tempfile.mkdtemp()
+    >>> _ = ka.ingest(SAMPLE_DIR, lake)
+    >>> window = ka.lake.span(lake)
+    >>> window.since.isoformat(), window.until.isoformat()
+    ('2024-09-10T00:00:07.843150+00:00', '2024-09-12T02:45:48.219269+00:00')
+    """
+    require_lake(lake)
+    first, last = (
+        scan(lake, cluster=cluster)
+        .select(pl.col(s.REQUEST_TS).min().alias("first"), pl.col(s.REQUEST_TS).max().alias("last"))
+        .collect()
+        .row(0)
+    )
+    if first is None:
+        names = [cluster] if isinstance(cluster, str) else cluster or []
+        which = f" of cluster {', '.join(names)}" if names else ""
+        msg = f"the lake at {lake} holds no events{which}"
+        raise LakeError(msg)
+    return Window(first, last + dt.timedelta(microseconds=1))
+
+
+# Text formats write times as ISO 8601 in UTC (the connection's time zone), as --json does.
+_ISO = "TIMESTAMPFORMAT '%Y-%m-%dT%H:%M:%S.%fZ'"
+#: ``--out`` suffix -> DuckDB's COPY options.
+EXPORT_FORMATS: Final = {
+    ".csv": f"FORMAT csv, HEADER true, {_ISO}",
+    ".parquet": "FORMAT parquet, COMPRESSION zstd",
+    ".json": f"FORMAT json, ARRAY true, {_ISO}",
+    ".jsonl": f"FORMAT json, {_ISO}",
+    ".ndjson": f"FORMAT json, {_ISO}",
+}
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(
+    lake: str | os.PathLike[str],
+    *,
+    cluster: str | list[str] | None = None,
+    since: dt.datetime | dt.date | str | None = None,
+    until: dt.datetime | dt.date | str | None = None,
+) -> Any:
+    """A DuckDB connection where the view ``events`` is the lake's events table.
+
+    The view reads the Parquet files of the partitions in ``cluster`` and ``[since, until)``
+    (as ``scan`` does) with DuckDB's own reader, so any SQL runs on the lake without loading
+    it; columns are those of ``AUDIT_SCHEMA``, timestamps in UTC.
+
+    Raises
+    ------
+    LakeError
+        When ``lake`` is not a lake.
+
+    Examples
+    --------
+    >>> import tempfile, kaudit_analytics as ka
+    >>> from kaudit_analytics.testing import SAMPLE_DIR
+    >>> lake = tempfile.mkdtemp()
+    >>> _ = ka.ingest(SAMPLE_DIR, lake)
+    >>> con = ka.lake.connect(lake, since="2024-09-11", until="2024-09-12")
+    >>> con.sql("SELECT verb, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT 2").fetchall()
+    [('get', 3996), ('watch', 2146)]
+    """
+    import duckdb
+
+    files, start, end = _window_files(require_lake(lake), cluster, since, until)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    columns = ", ".join(f'"{name}"' for name in s.AUDIT_SCHEMA.names())
+    if not files:
+        con.register("_no_events", s.empty_events().to_arrow())
+        con.execute(f"CREATE VIEW events AS SELECT {columns} FROM _no_events")
+        return con
+    where = [
+        *([f"request_ts >= {_sql_text(start.isoformat())}::TIMESTAMPTZ"] if start else []),
+        *([f"request_ts < {_sql_text(end.isoformat())}::TIMESTAMPTZ"] if end else []),
+    ]
+    source = (
+        f"read_parquet([{', '.join(_sql_text(str(f)) for f in files)}], hive_partitioning = true,"
+        " hive_types = {'cluster': VARCHAR, 'date': DATE}, union_by_name = true)"
+    )
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    con.execute(f"CREATE VIEW events AS SELECT {columns} FROM {source}{condition}")
+    return con
+
+
+def export(connection: Any, sql: str, path: str | os.PathLike[str]) -> int:
+    """Write the result of ``sql`` to ``path`` (.csv, .parquet, .json, .jsonl), streaming.
+
+    Returns the number of rows written.
+
+    Raises
+    ------
+    ValueError
+        When the file's suffix is not one of ``EXPORT_FORMATS``.
+    """
+    target = Path(path)
+    options = EXPORT_FORMATS.get(target.suffix.lower())
+    if options is None:
+        msg = f"cannot export to {target.name}: use one of {', '.join(EXPORT_FORMATS)}"
+        raise ValueError(msg)
+    statement = sql.strip().rstrip(";")
+    rows = connection.execute(
+        f"COPY ({statement}) TO {_sql_text(str(target))} ({options})"
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0

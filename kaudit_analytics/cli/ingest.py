@@ -1,4 +1,7 @@
-"""``kaudit ingest``: load audit logs into a lake."""
+"""``kaudit ingest``: load audit logs into a lake.
+
+The library is imported inside the commands: ``kaudit describe --help`` must not load polars.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-import pyarrow as pa
 
-from kaudit_analytics import ingestion as _ingest
-from kaudit_analytics import lake as _lake
-from kaudit_analytics.cli._options import lake_option
+from kaudit_analytics.cli._options import LazyChoice, lake_option
+
+if TYPE_CHECKING:
+    from kaudit_analytics import ingestion as _ingest
 
 
 @contextmanager
@@ -50,6 +54,8 @@ def _keep_freed_memory() -> None:
     Only this command's process is tuned, never a notebook that imports the library. A no-op
     off glibc.
     """
+    import pyarrow as pa
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
@@ -62,7 +68,9 @@ def _keep_freed_memory() -> None:
 @click.argument("paths", nargs=-1, required=True)
 @lake_option()
 @click.option("--cluster", default="default", show_default=True, help="Cluster partition.")
-@click.option("--format", "fmt", type=click.Choice(_ingest.FORMATS), help="Skip detection.")
+@click.option(
+    "--format", "fmt", type=LazyChoice("kaudit_analytics.ingestion:FORMATS"), help="Skip detection."
+)
 @click.option("--keep-secrets", is_flag=True, help="Do not redact Secret values and tokens.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when any line was quarantined.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another ingest holds the lake.")
@@ -76,6 +84,9 @@ def ingest_command(
     no_wait: bool,
 ) -> None:
     """Load audit logs (files, folders, globs, .gz, tarballs, s3:// gs:// az://) into a lake."""
+    from kaudit_analytics import ingestion as _ingest
+    from kaudit_analytics import lake as _lake
+
     _keep_freed_memory()
     try:
         with _progress(sys.stderr.isatty()) as progress:
@@ -101,6 +112,8 @@ def ingest_command(
 @lake_option()
 def describe_command(lake: str) -> None:
     """Show what a lake holds: events, users, time span, bytes."""
+    from kaudit_analytics import lake as _lake
+
     try:
         click.echo(_lake.describe(lake).summary())
     except _lake.LakeError as exc:
@@ -111,6 +124,8 @@ def describe_command(lake: str) -> None:
 @lake_option(required=False, default="build/demo-lake")
 def demo_command(lake: str) -> None:
     """Load the bundled sample into a lake and show what it holds."""
+    from kaudit_analytics import ingestion as _ingest
+    from kaudit_analytics import lake as _lake
     from kaudit_analytics.testing import SAMPLE_DIR
 
     stats = _ingest.ingest(SAMPLE_DIR, lake)

@@ -120,7 +120,8 @@ def _estimate(
 @click.argument("policy")
 @lake_option(spark=True)
 @click.option("--observed", help="The policy the traffic was logged under (for the lower bound).")
-@click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True)
+@click.option("--by", type=click.Choice(["rule", "day"]), default="rule", show_default=True,
+              help="Break the estimate down per policy rule or per day.")  # fmt: skip
 @_retention_options
 @engine_options
 @json_option("Totals and table as JSON.")
