@@ -17,6 +17,8 @@ _COMMANDS: dict[str, str] = {
     "ingest": "kaudit_analytics.cli.ingest:ingest_command",
     "describe": "kaudit_analytics.cli.ingest:describe_command",
     "demo": "kaudit_analytics.cli.ingest:demo_command",
+    "lake": "kaudit_analytics.cli.lake:lake_group",
+    "quarantine": "kaudit_analytics.cli.lake:quarantine_group",
     "report": "kaudit_analytics.cli.report:report_command",
     "policy": "kaudit_analytics.cli.policy:policy_group",
     "generate": "kaudit_analytics.cli.generate:generate_command",

@@ -15,14 +15,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 def lake_option(
     *, required: bool = True, default: str | None = None, spark: bool = False
 ) -> Callable[[F], F]:
-    """``--lake``: the lake folder (or, where Spark reads it, an ``s3a://`` URL)."""
-    where = "Lake folder (or s3a://… with --engine spark)." if spark else "Lake folder."
+    """``--lake``: the lake, a folder or an object-store URL (``s3://``, ``gs://``, ``az://``)."""
+    where = (
+        "Lake folder or s3:// gs:// az:// URL (s3a:// with --engine spark)."
+        if spark
+        else ("Lake folder or s3:// gs:// az:// URL.")
+    )
     return click.option(
         "--lake",
         required=required,
         default=default,
         show_default=default is not None,
-        type=str if spark else click.Path(file_okay=False),
+        type=str,
         help=where,
     )
 
