@@ -43,9 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Staged", "StreamState", "checkpoint", "commit"]
 
-#: Called with the name of each point an ingest passes (``parsed``, ``staged``, ``committing``,
-#: ``quarantine-committed``, ``committed``). Tests set it to stop a process at a known point
-#: (``kill -9`` itself, deterministically); it is None otherwise.
+#: Called with the name of each point an ingest passes: ``parsed`` (a group of lines parsed),
+#: ``staged`` (a Parquet file staged), ``staged-all``, ``committing``, ``quarantine-committed``,
+#: ``events-checked`` (about to commit the events) and ``committed``. Tests set it to stop a
+#: process at a known point (``kill -9`` itself, deterministically) or to let another writer
+#: commit first; it is None otherwise.
 CHECKPOINT: Callable[[str], None] | None = None
 
 #: Longest pause between two attempts when other writers keep committing first.
@@ -359,6 +361,7 @@ def _commit_events(
             "quarantined": quarantined,
             "sources": [src for load in loads for src in load.sources],
         }
+        checkpoint("events-checked")
         try:
             return _lake.commit(table, adds=adds, txns=txns, info=info), attempt
         except _lake.CommitConflictError:

@@ -462,12 +462,8 @@ def _parse_group(run: _Run, group: _Group) -> tuple[pa.Table, pl.DataFrame]:
         bad = bad.filter((pl.col("source") != source) | ~pl.col("line").is_in(done))
         if again is not None:
             events.append(_parse.to_events(again))
-            # The record's problem, with the line as the source holds it (not as normalised).
-            more = (
-                _problems(again)
-                .drop("text")
-                .join(rows.select("line", "text"), on="line", how="left")
-            )
+            # The record the wrapper held, as extracted (a line of a delivery can hold many).
+            more = _problems(again)
             bad = pl.concat([bad, more.select(bad.columns)])
     if not events:  # a forced format that recognised nothing: no events, in their schema
         events.append(_parse.to_events(run.parser.parse(table.slice(0, 0))))
