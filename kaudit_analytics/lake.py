@@ -31,7 +31,7 @@ import socket
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -1493,25 +1493,14 @@ def retain(
 
 def _retain_quarantine(where: Location, before: dt.datetime, *, dry_run: bool) -> int:
     """Delete quarantine records made before ``before``; return how many there were."""
-    table = open_table(where, QUARANTINE)
-    if table is None:
+    if open_table(where, QUARANTINE) is None:
         return 0
-    count = (
-        scan_quarantine(where.uri)
-        .filter(pl.col("quarantined_at") < before)
-        .select(pl.len())
-        .collect()
-        .item()
+    old = pl.col("quarantined_at") < before
+    if dry_run:
+        return int(scan_quarantine(where.uri).filter(old).select(pl.len()).collect().item())
+    return _rewrite_quarantine(
+        where, lambda rows: rows.filter(~old.fill_null(value=False)), {"operation": "retain"}
     )
-    if count and not dry_run:
-        stamp = before.strftime("%Y-%m-%d %H:%M:%S.%f")
-        table.delete(
-            f"quarantined_at < '{stamp}'::timestamp",
-            commit_properties=_deltalake().CommitProperties(
-                custom_metadata={"kaudit": {"operation": "retain", **_who()}}
-            ),
-        )
-    return int(count)
 
 
 def vacuum(lake: str | os.PathLike[str] | Location, *, retention_hours: int | None = None) -> int:
@@ -1734,21 +1723,33 @@ def _upgrade_quarantine(where: Location, root: Path) -> int:
 
 
 def drop_quarantine(lake: Location, rows: pl.DataFrame) -> int:
-    """Remove quarantine records (matched on every column ``rows`` has); return how many.
-
-    The quarantine table is small: its files are rewritten as one, in a commit that fails and
-    is tried again if another writer changed the table meanwhile.
-    """
+    """Remove quarantine records (matched on every column ``rows`` has); return how many."""
     if rows.is_empty():
         return 0
-    keys = rows.columns
+    return _rewrite_quarantine(
+        lake,
+        lambda current: current.join(rows, on=rows.columns, how="anti", nulls_equal=True),
+        {"operation": "retry"},
+    )
+
+
+def _rewrite_quarantine(
+    lake: Location,
+    keep: Callable[[pl.DataFrame], pl.DataFrame],
+    info: Mapping[str, Any],
+) -> int:
+    """Rewrite the quarantine table as ``keep`` of its rows; return how many rows went.
+
+    The quarantine is small: its files are rewritten as one, in a commit that is tried again
+    if another writer changed the table meanwhile.
+    """
     while True:
         table = open_table(lake, QUARANTINE)
         if table is None:
             return 0
         live = data_files(table)
         current = scan_quarantine(lake.uri).collect()
-        kept = current.join(rows, on=keys, how="anti", nulls_equal=True)
+        kept = keep(current)
         dropped = current.height - kept.height
         if not dropped:
             return 0
@@ -1763,9 +1764,10 @@ def drop_quarantine(lake: Location, rows: pl.DataFrame) -> int:
                 QUARANTINE,
                 adds=adds,
                 removes=removes,
-                info={"operation": "retry", "rows_removed": dropped},
+                info={**info, "rows_removed": dropped},
             )
         except CommitConflictError:
             discard(lake, adds)
             continue
+        discard(lake, [StagedFile(QUARANTINE, p, 0, 0, (), "") for p in live["path"]])
         return dropped
