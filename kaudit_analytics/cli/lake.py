@@ -110,9 +110,21 @@ def history_command(lake: str, limit: int | None, version: int | None, as_json: 
     except _lake.LakeError as exc:
         raise _fail(exc) from exc
     if as_json:
-        show(frame.with_columns(pl.col("detail").map_elements(json.loads, pl.Object)), as_json=True)
+        echo_json([{**row, "detail": json.loads(row["detail"])} for row in frame.to_dicts()])
         return
-    show(frame.drop("detail"), title=f"History of {lake}")
+    show(
+        frame.select(
+            "version",
+            pl.col("time").dt.strftime("%Y-%m-%d %H:%M"),
+            "operation",
+            "cluster",
+            pl.col("files_added").alias("+files"),
+            pl.col("files_removed").alias("-files"),
+            pl.col("events_added").alias("+events"),
+            "sources",
+        ),
+        title=f"History of {lake}",
+    )
 
 
 @lake_group.command("upgrade")
