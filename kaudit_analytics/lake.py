@@ -850,8 +850,8 @@ def files(
     >>> from kaudit_analytics.testing import SAMPLE_DIR
     >>> lake = tempfile.mkdtemp()
     >>> _ = ka.ingest(SAMPLE_DIR, lake, cluster="prod")
-    >>> [f.split("/events/")[1][:32] for f in files(lake, since="2024-09-12")]
-    ['cluster=prod/date=2024-09-12/part']
+    >>> [f.split("/events/")[1][:28] for f in files(lake, since="2024-09-12")]
+    ['cluster=prod/date=2024-09-12']
     """
     where = require_lake(lake)
     window = _window(cluster, since, until)
