@@ -87,11 +87,19 @@ _LOG: Final = "_delta_log"
 REMOTE_SCHEMES: Final = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://", "abfss://")
 
 #: Table properties of a new lake. The log is the lake's audit trail (``history``): keep it
-#: for ten years rather than Delta's default 30 days; files removed by compaction or retention
-#: stay a week for readers that started before (Delta's default, spelt out).
+#: for ten years rather than Delta's default 30 days, and do not list it for expired entries
+#: after every commit (0.1 s a commit at 1,000 versions; ``vacuum`` cleans it instead). Files
+#: removed by compaction or retention stay a week for readers that started before (Delta's
+#: default, spelt out). The time columns keep their per-file ranges in the log whatever their
+#: position (delta-rs keeps statistics of the first 32 columns only, otherwise).
 TABLE_CONFIG: Final[dict[str, str | None]] = {
     "delta.logRetentionDuration": "interval 3650 days",
+    "delta.enableExpiredLogCleanup": "false",
     "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.dataSkippingStatsColumns": "request_ts,stage_ts",
+}
+_QUARANTINE_CONFIG: Final = {
+    k: v for k, v in TABLE_CONFIG.items() if k != "delta.dataSkippingStatsColumns"
 }
 
 # --- where a lake is ---------------------------------------------------------------------------
@@ -568,8 +576,9 @@ def stage_quarantine(lake: Location, frame: pl.DataFrame) -> StagedFile:
     table = rows.to_arrow(compat_level=pl.CompatLevel.oldest())
     rel = _part_name()
     size = _write_parquet(lake, QUARANTINE, rel, table, compression="zstd")
+    stats = json.dumps({"numRecords": table.num_rows})
     return StagedFile(
-        table=QUARANTINE, path=rel, size=size, rows=table.num_rows, partition=(), stats=""
+        table=QUARANTINE, path=rel, size=size, rows=table.num_rows, partition=(), stats=stats
     )
 
 
@@ -590,8 +599,10 @@ def discard(lake: Location, staged: Iterable[StagedFile]) -> None:
 def _create(where: Location, name: str) -> None:
     """Create an empty table (idempotent: another writer may create it at the same moment)."""
     deltalake = _deltalake()
-    schema, partitions = (
-        (TABLE_SCHEMA, PARTITIONS) if name == EVENTS else (QUARANTINE_TABLE_SCHEMA, None)
+    schema, partitions, config = (
+        (TABLE_SCHEMA, PARTITIONS, TABLE_CONFIG)
+        if name == EVENTS
+        else (QUARANTINE_TABLE_SCHEMA, None, _QUARANTINE_CONFIG)
     )
     try:
         deltalake.DeltaTable.create(
@@ -599,7 +610,7 @@ def _create(where: Location, name: str) -> None:
             schema=schema,
             partition_by=partitions,
             mode="ignore",
-            configuration=TABLE_CONFIG,
+            configuration=config,
             storage_options=where.storage_options,
             commit_properties=deltalake.CommitProperties(
                 custom_metadata={"kaudit": {"operation": "create", **_who()}}
@@ -704,9 +715,15 @@ def commit(
         app_transactions=[deltalake.Transaction(app, int(v)) for app, v in (txns or {}).items()]
         or None,
     )
+    hooks = deltalake.PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
     try:
         table.create_write_transaction(
-            actions, mode="append", schema=schema, partition_by=partitions, commit_properties=props
+            actions,
+            mode="append",
+            schema=schema,
+            partition_by=partitions,
+            commit_properties=props,
+            post_commithook_properties=hooks,
         )
     except deltalake.exceptions.CommitFailedError as exc:
         raise CommitConflictError(str(exc)) from exc
@@ -1503,12 +1520,22 @@ def _retain_quarantine(where: Location, before: dt.datetime, *, dry_run: bool) -
     )
 
 
-def vacuum(lake: str | os.PathLike[str] | Location, *, retention_hours: int | None = None) -> int:
-    """Delete files no version within the table's retention reads; return how many.
+#: Delta's default for ``delta.deletedFileRetentionDuration``, in hours (what ``TABLE_CONFIG`` sets).
+RETENTION_HOURS: Final = 168
 
-    Files that compaction or retention removed, and files of ingests that crashed before their
-    commit, once older than the retention (the table's ``delta.deletedFileRetentionDuration``,
-    a week, unless ``retention_hours`` says otherwise).
+
+def vacuum(
+    lake: str | os.PathLike[str] | Location,
+    *,
+    retention_hours: int = RETENTION_HOURS,
+    orphan_hours: int = 24,
+) -> int:
+    """Delete files no version within the retention reads; return how many.
+
+    Files that compaction or retention removed more than ``retention_hours`` ago, and files no
+    commit ever named (ingests that crashed before their commit) once older than that and than
+    ``orphan_hours``: a file staged by an ingest still running is younger, and is kept. Expired
+    log entries go too.
     """
     where = locate(lake)
     deleted = 0
@@ -1518,12 +1545,13 @@ def vacuum(lake: str | os.PathLike[str] | Location, *, retention_hours: int | No
             continue
         deleted += len(
             table.vacuum(
-                retention_hours=retention_hours,
+                retention_hours=max(retention_hours, orphan_hours),
                 dry_run=False,
-                enforce_retention_duration=retention_hours is None,
+                enforce_retention_duration=False,
                 full=True,
             )
         )
+        table.cleanup_metadata()
     return deleted
 
 

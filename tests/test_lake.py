@@ -118,7 +118,7 @@ def test_no_wait_fails_at_the_first_conflict(
     with pytest.raises(ka.LakeLockedError, match="another ingest is committing"):
         ka.ingest(_log(tmp_path / "a.log", range(10, 20)), lake, wait=False)
     assert _count(lake) == 5  # the other one's events; none of this one's staged files
-    assert lake_mod.vacuum(lake, retention_hours=0) == 0
+    assert lake_mod.vacuum(lake, retention_hours=0, orphan_hours=0) == 0
 
 
 def test_a_lake_stays_one_schema_for_every_reader(tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_compaction_merges_small_files_and_keeps_every_event(tmp_path: Path) -> 
     assert lake_mod.history(lake)["operation"][0] == "compact"
     # The replaced files stay for readers of older versions until vacuum.
     assert _count(lake, version=6) == 120
-    assert lake_mod.vacuum(lake, retention_hours=0) == 6
+    assert lake_mod.vacuum(lake, retention_hours=0, orphan_hours=0) == 6
     assert lake_mod.compact(lake).files_before == 0
     # Ingest after compaction: deduplication still sees every stored event.
     again = ka.ingest(_log(tmp_path / "again.log", range(90, 130)), lake)

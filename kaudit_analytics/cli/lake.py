@@ -150,15 +150,26 @@ def upgrade_command(lake: str) -> None:
 @click.option(
     "--retain-hours",
     type=click.IntRange(min=0),
-    help="Delete unreferenced files older than this [the table's retention, 7 days].",
+    default=_lake.RETENTION_HOURS,
+    show_default=True,
+    help="Keep files removed less than this long ago (older versions stay readable that long).",
 )
-def vacuum_command(lake: str, retain_hours: int | None) -> None:
+@click.option(
+    "--orphan-hours",
+    type=click.IntRange(min=1),
+    default=24,
+    show_default=True,
+    help="Keep uncommitted files younger than this: longer than any ingest runs.",
+)
+def vacuum_command(lake: str, retain_hours: int, orphan_hours: int) -> None:
     """Delete files no recent version reads (replaced by compaction, or left by crashes)."""
     try:
-        deleted = _lake.vacuum(_lake.require_lake(lake), retention_hours=retain_hours)
+        deleted = _lake.vacuum(
+            _lake.require_lake(lake), retention_hours=retain_hours, orphan_hours=orphan_hours
+        )
     except _lake.LakeError as exc:
         raise _fail(exc) from exc
-    click.echo(f"Deleted {deleted:,} file(s) no version within the retention reads.")
+    click.echo(f"Deleted {deleted:,} file(s) that no version within {retain_hours} hours reads.")
 
 
 # --- the quarantine ------------------------------------------------------------------------------

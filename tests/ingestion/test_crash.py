@@ -126,5 +126,5 @@ def test_a_crash_before_the_commit_leaves_only_files_vacuum_removes(
     staged = list((lake / "events").rglob("*.parquet"))
     assert staged  # written, never committed: no reader lists them
     assert _count(lake) == 0
-    assert lake_mod.vacuum(lake, retention_hours=0) == len(staged)
+    assert lake_mod.vacuum(lake, retention_hours=0, orphan_hours=0) == len(staged)
     assert not list((lake / "events").rglob("*.parquet"))
