@@ -208,18 +208,15 @@ def state(lake: str | os.PathLike[str] | Location) -> LakeState:
     root = where.local
     if root is None:
         return "delta" if _is_table(where, EVENTS) else "missing"
-    if not root.exists():
-        return "missing"
     if not root.is_dir():
-        return "foreign"
+        return "foreign" if root.exists() else "missing"
     if (root / EVENTS / _LOG).is_dir():
         return "delta"
     if (root / _LEGACY_META / "sources.json").is_file() or (root / EVENTS).is_dir():
         return "folder"
     with os.scandir(root) as entries:
-        if any(not entry.name.startswith(".") for entry in entries):
-            return "foreign"
-    return "empty"
+        busy = any(not entry.name.startswith(".") for entry in entries)
+    return "foreign" if busy else "empty"
 
 
 def is_lake(lake: str | os.PathLike[str]) -> bool:
@@ -1520,7 +1517,7 @@ def _retain_quarantine(where: Location, before: dt.datetime, *, dry_run: bool) -
     )
 
 
-#: Delta's default for ``delta.deletedFileRetentionDuration``, in hours (what ``TABLE_CONFIG`` sets).
+#: Delta's default ``delta.deletedFileRetentionDuration`` in hours (``TABLE_CONFIG`` sets it).
 RETENTION_HOURS: Final = 168
 
 

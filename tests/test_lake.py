@@ -104,7 +104,8 @@ def test_a_commit_after_another_writer_checks_again_and_says_it_waited(
     stats = ka.ingest(log, lake, progress=lambda p: said.append(p.waiting) if p.waiting else None)
     assert (stats.events_written, stats.duplicates) == (25, 25)
     assert _count(lake) == 75
-    assert said and "another writer committed" in said[0]
+    assert said
+    assert "another writer committed" in said[0]
     assert stats.seconds_waiting > 0
     assert "after waiting" in stats.summary()
     assert stats.version == 2  # 0: created by this run; 1: the other writer's

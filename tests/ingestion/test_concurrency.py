@@ -114,7 +114,7 @@ def _run_together(tmp_path: Path, lake: str, env: dict[str, str]) -> None:
     outputs = [w.communicate(timeout=600) for w in writers]
     stop.touch()
     seen, errors = reader.communicate(timeout=120)
-    for writer, (out, err) in zip(writers, outputs, strict=True):
+    for writer, (_, err) in zip(writers, outputs, strict=True):
         assert writer.returncode == 0, err
     assert reader.returncode == 0, errors
     written = [int(out.split()[0]) for out, _ in outputs]
@@ -185,7 +185,7 @@ def s3() -> Iterator[dict[str, str]]:
 def bucket(
     s3: dict[str, str], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> str:
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     for key, value in s3.items():
         monkeypatch.setenv(key, value)

@@ -6,9 +6,6 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from kaudit_analytics import lake as lake_mod
 from kaudit_analytics import schema as s
 from kaudit_analytics.ingestion import loader
 from kaudit_analytics.ingestion.dedupe import KeyIndex
+from kaudit_analytics.ingestion.parse import Parser
 from kaudit_analytics.testing import SAMPLE_DIR
 
 # Native audit.k8s.io events (v1, v1beta1, v1alpha1), as JSON lines or one JSON document.
@@ -666,13 +664,13 @@ def test_small_files_are_parsed_together(tmp_path: Path, monkeypatch: pytest.Mon
             _lines(*(_event(f * 100 + n, minute=f) for n in range(20)))
         )
     calls: list[int] = []
-    parse = loader._parse.Parser.parse
+    parse = Parser.parse
 
     def counting(self: Any, table: Any, source: str | None = None) -> Any:
         calls.append(table.num_rows)
         return parse(self, table, source)
 
-    monkeypatch.setattr(loader._parse.Parser, "parse", counting)
+    monkeypatch.setattr(Parser, "parse", counting)
     stats = ka.ingest(logs, tmp_path / "lake")
     assert (stats.files, stats.events_written) == (40, 800)
     assert calls == [800]
