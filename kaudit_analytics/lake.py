@@ -136,6 +136,17 @@ class Location:
         return self.uri
 
 
+def _user_options() -> dict[str, str]:
+    extra = os.environ.get("KAUDIT_STORAGE_OPTIONS")
+    if not extra:
+        return {}
+    try:
+        return {str(k): str(v) for k, v in json.loads(extra).items()}
+    except (ValueError, AttributeError) as exc:
+        msg = f"KAUDIT_STORAGE_OPTIONS is not a JSON object of strings: {exc}"
+        raise LakeError(msg) from exc
+
+
 def storage_options(uri: str) -> dict[str, str]:
     """delta-rs options a lake at ``uri`` needs beyond what the environment gives.
 
@@ -147,14 +158,7 @@ def storage_options(uri: str) -> dict[str, str]:
     options: dict[str, str] = {}
     if uri.startswith(("s3://", "s3a://")) and not os.environ.get("AWS_S3_LOCKING_PROVIDER"):
         options["conditional_put"] = "etag"
-    extra = os.environ.get("KAUDIT_STORAGE_OPTIONS")
-    if extra:
-        try:
-            options.update({str(k): str(v) for k, v in json.loads(extra).items()})
-        except (ValueError, AttributeError) as exc:
-            msg = f"KAUDIT_STORAGE_OPTIONS is not a JSON object of strings: {exc}"
-            raise LakeError(msg) from exc
-    return options
+    return {**options, **_user_options()}
 
 
 def locate(lake: str | os.PathLike[str] | Location) -> Location:
@@ -958,6 +962,8 @@ def scan(
             schema=dict(s.FILE_SCHEMA),
             # Lakes written before the byte columns became int64 hold int32 ones.
             cast_options=pl.ScanCastOptions(integer_cast="upcast"),
+            # polars reads the stores' settings from the environment as delta-rs does.
+            storage_options=(_user_options() or None) if where.remote else None,
         )
     if window.clusters is not None:
         frame = frame.filter(pl.col(s.CLUSTER).is_in(sorted(window.clusters)))
