@@ -1113,7 +1113,7 @@ def describe(lake: str | os.PathLike[str]) -> LakeOverview:
     if kind in ("missing", "foreign"):
         raise LakeError(not_a_lake_message(where))
     table = open_table(where) if kind == "delta" else None
-    per = (
+    per_cluster = (
         scan(where.uri)
         .group_by(s.CLUSTER)
         .agg(
@@ -1123,9 +1123,10 @@ def describe(lake: str | os.PathLike[str]) -> LakeOverview:
             pl.col(s.REQUEST_TS).max().alias("last"),
             pl.col(s.EVENT_BYTES).cast(pl.Int64).sum().alias("source_bytes"),
         )
-        .collect()
     )
-    users = scan(where.uri).select(pl.col(s.USER).n_unique()).collect().item()
+    # One pass over the files for both (users over all clusters are not a sum of clusters').
+    per, everyone = pl.collect_all([per_cluster, scan(where.uri).select(pl.col(s.USER).n_unique())])
+    users = everyone.item()
     quarantine = (
         scan_quarantine(where.uri).group_by(s.CLUSTER).agg(pl.len().alias("quarantined")).collect()
         if kind != "empty"
