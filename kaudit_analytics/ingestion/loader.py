@@ -543,16 +543,16 @@ def _store(run: _Run, group: _Group, parsed: tuple[pa.Table, pl.DataFrame]) -> N
             _quarantine(run, _bad_lines_frame(block, batch.bad))
         run.bytes_read += len(block.data)
     _quarantine(run, bad)
-    _accept(run, events)
+    _accept(run, events, {block.source: rank for rank, (block, _) in enumerate(group)})
     _report(run)
     _commit.checkpoint("parsed")
     if run.buffered_bytes >= FLUSH_BYTES:
         _flush(run)
 
 
-def _report(run: _Run, waiting: str | None = None) -> None:
+def _report(run: _Run) -> None:
     if run.progress:
-        run.progress(Progress(run.files_done, run.files, run.bytes_read, run.events_read, waiting))
+        run.progress(Progress(run.files_done, run.files, run.bytes_read, run.events_read))
 
 
 # --- reading one file --------------------------------------------------------------------------
@@ -600,7 +600,7 @@ def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
         state = None
     offset, line_no = (state.offset, state.line) if state else (0, 1)
     start = state.start if state is not None and fp in run.pending else offset
-    first_line = line_no
+    first_offset, first_line = offset, line_no
     truncated: list[str] = []
     for raw, at, carry in _lines.line_blocks(path, offset, truncated):
         data, begin = raw, at
@@ -616,7 +616,7 @@ def _load_lines(run: _Run, path: Path, fmt: str, fp: str) -> int:
     run.sources[source] = {
         "source": source,
         "stream": fp,
-        "from_offset": start if fp in run.pending else offset,
+        "from_offset": first_offset,
         "to_offset": offset,
         "from_line": first_line,
         "to_line": line_no,
@@ -660,8 +660,14 @@ def _load_document(run: _Run, path: Path, fp: str, raw: bytes, value: Any) -> in
         block = _Block(data, 1, 0, fp, "auto", str(path), label=fmt)
         _enqueue(run, block, _cut(run, block))
     run.pending[fp] = _commit.StreamState(offset=len(raw), line=len(items) + 1)
-    run.sources[str(path)] = {"source": str(path), "stream": fp, "from_offset": 0}
-    run.sources[str(path)].update(to_offset=len(raw), from_line=1, to_line=len(items) + 1)
+    run.sources[str(path)] = {
+        "source": str(path),
+        "stream": fp,
+        "from_offset": 0,
+        "to_offset": len(raw),
+        "from_line": 1,
+        "to_line": len(items) + 1,
+    }
     return len(raw)
 
 
@@ -705,11 +711,29 @@ def _known_keys(run: _Run, day: dt.date) -> _dedupe.KeyIndex:
     return run.keys[day]
 
 
-def _accept(run: _Run, events: pa.Table) -> None:
+def _first_in_source_order(events: pa.Table, ranks: dict[str, int]) -> pl.Series:
+    """Which rows are the first of their key, in the order the sources were given, line by line.
+
+    DuckDB returns a batch's rows in any order; when a batch holds one event twice (two files
+    of a group, or one file), the copy kept must not depend on it: the evidence cites its line.
+    """
+    keys = pl.DataFrame(
+        pl.from_arrow(events.select([s.AUDIT_ID, s.STAGE, s.SOURCE_FILE, s.SOURCE_LINE]))
+    )
+    return (
+        keys.with_row_index("row")
+        .sort(pl.col(s.SOURCE_FILE).replace_strict(ranks, default=len(ranks)), s.SOURCE_LINE)
+        .select("row", pl.struct(*_dedupe.HASHES).is_first_distinct().alias("first"))
+        .sort("row")["first"]
+    )
+
+
+def _accept(run: _Run, events: pa.Table, ranks: dict[str, int]) -> None:
     """Deduplicate a batch against the lake and the run so far, then buffer it by day.
 
     Only the 16-byte keys are looked up; the wide event rows are copied only when a batch does
-    hold duplicates, which the common case (a file loaded once) never has.
+    hold duplicates, which the common case (a file loaded once) never has. ``ranks`` orders the
+    batch's sources (the first one given keeps an event two of them hold).
     """
     run.events_read += events.num_rows
     if not events.num_rows:
@@ -717,6 +741,8 @@ def _accept(run: _Run, events: pa.Table) -> None:
     hashes = pl.DataFrame(pl.from_arrow(events.select([s.AUDIT_ID, s.STAGE]))).select(
         *_dedupe.HASHES, pl.struct(*_dedupe.HASHES).is_first_distinct().alias("first")
     )
+    if not hashes["first"].all():
+        hashes = hashes.with_columns(_first_in_source_order(events, ranks).alias("first"))
     h1, h2 = hashes["h1"].to_numpy(), hashes["h2"].to_numpy()
     new = hashes["first"].to_numpy().copy()
     days = events[s.DATE].to_numpy()

@@ -209,6 +209,13 @@ def test_duplicates_are_dropped_on_audit_id_and_stage(tmp_path: Path) -> None:
     other.write_bytes(_lines(_event(2, minute=1)))
     stats = ka.ingest([log, other], tmp_path / "lake")
     assert (stats.events_read, stats.events_written, stats.duplicates) == (5, 3, 2)
+    # The copy kept is the first one given: the evidence cites its file and line.
+    kept = ka.scan(tmp_path / "lake").sort(s.AUDIT_ID, s.STAGE).collect()
+    assert kept.select(s.SOURCE_FILE, s.SOURCE_LINE).rows() == [
+        (str(log.resolve()), 3),
+        (str(log.resolve()), 1),
+        (str(log.resolve()), 4),
+    ]
 
 
 # --- bad input ---------------------------------------------------------------------------------
