@@ -410,6 +410,16 @@ class StagedFile:
     stats: str
     keys: tuple[np.ndarray, ...] = field(default=(), compare=False, repr=False)
 
+    @property
+    def span(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """The first and last ``request_ts`` of the file's events, as its log entry has them."""
+        stats = json.loads(self.stats) if self.stats else {}
+        low = stats.get("minValues", {}).get(s.REQUEST_TS)
+        high = stats.get("maxValues", {}).get(s.REQUEST_TS)
+        if low is None or high is None:
+            return None
+        return as_utc(low) or dt.datetime.min, as_utc(high) or dt.datetime.max
+
     def action(self, *, data_change: bool = True) -> Any:
         return _deltalake().transaction.AddAction(
             path=self.path,
@@ -753,25 +763,29 @@ def data_files(
     first: dt.date | None = None,
     last: dt.date | None = None,
 ) -> pl.DataFrame:
-    """The table's live files: ``path`` (relative), ``size``, ``rows``, ``cluster``, ``date``."""
+    """The table's live files: ``path`` (relative), ``size``, ``rows``, ``cluster``, ``date``,
+    and the range of their events' ``request_ts`` (``first``, ``last``; null where unknown)."""
     actions = pa.table(table.get_add_actions(flatten=True))
     names = actions.column_names
+    columns = {
+        "path": "path",
+        "size": "size_bytes",
+        "rows": "num_records",
+        s.CLUSTER: f"partition.{s.CLUSTER}",
+        s.DATE: f"partition.{s.DATE}",
+        "first": f"min.{s.REQUEST_TS}",
+        "last": f"max.{s.REQUEST_TS}",
+    }
     frame = pl.DataFrame(
-        {
-            "path": actions["path"],
-            "size": actions["size_bytes"],
-            "rows": actions["num_records"] if "num_records" in names else None,
-            s.CLUSTER: actions[f"partition.{s.CLUSTER}"]
-            if f"partition.{s.CLUSTER}" in names
-            else None,
-            s.DATE: actions[f"partition.{s.DATE}"] if f"partition.{s.DATE}" in names else None,
-        },
+        {ours: actions[theirs] if theirs in names else None for ours, theirs in columns.items()},
         schema={
             "path": pl.String,
             "size": pl.Int64,
             "rows": pl.Int64,
             s.CLUSTER: pl.String,
             s.DATE: pl.Date,
+            "first": pl.Datetime("us", "UTC"),
+            "last": pl.Datetime("us", "UTC"),
         },
     )
     if clusters is not None:

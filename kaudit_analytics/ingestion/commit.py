@@ -150,6 +150,14 @@ def _foreign_index(
     return out
 
 
+def _overlaps(span: tuple[Any, Any], mine: list[tuple[dt.datetime, dt.datetime] | None]) -> bool:
+    first, last = span
+    known = [m for m in mine if m is not None]
+    if first is None or last is None or len(known) < len(mine):
+        return True  # a file without a time range: compare it
+    return any(low <= last and first <= high for low, high in known)
+
+
 def _drop_duplicates(
     lake: _lake.Location, table: DeltaTable, loads: Sequence[Staged], checked: dict[Any, set[str]]
 ) -> int:
@@ -161,8 +169,12 @@ def _drop_duplicates(
     clusters = {load.cluster for load in loads}
     live = _lake.data_files(table, clusters=clusters)
     by_partition: dict[tuple[str, dt.date], set[str]] = {}
-    for cluster, day, path in live.select(s.CLUSTER, s.DATE, "path").iter_rows():
+    spans: dict[str, tuple[Any, Any]] = {}
+    for cluster, day, path, first, last in live.select(
+        s.CLUSTER, s.DATE, "path", "first", "last"
+    ).iter_rows():
         by_partition.setdefault((cluster, day), set()).add(path)
+        spans[path] = (first, last)
     dropped = 0
     earlier: dict[tuple[str, dt.date], list[_lake.StagedFile]] = {}
     for number, load in enumerate(loads):
@@ -172,7 +184,9 @@ def _drop_duplicates(
             seen = checked.setdefault((number, where), set())
             new = sorted(by_partition.get(where, set()) - load.known.get(day, set()) - own - seen)
             seen.update(new)
-            index = _foreign_index(lake, new, None)
+            # Only files whose time range meets this load's can hold one of its events.
+            mine = [f.span for f in load.files if _day(f) == day]
+            index = _foreign_index(lake, [p for p in new if _overlaps(spans[p], mine)], None)
             for other in earlier.get(where, []):
                 index = index or _dedupe.KeyIndex()
                 index.add(*other.keys)
