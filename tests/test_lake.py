@@ -370,3 +370,41 @@ def test_copy_of_a_lake_on_another_path_is_the_same_lake(tmp_path: Path) -> None
     ka.ingest(_log(tmp_path / "a.log", range(5)), lake)
     shutil.move(lake, tmp_path / "moved")
     assert _count(tmp_path / "moved") == 5
+
+
+def test_an_ingest_reads_the_keys_of_the_stored_files_its_hours_meet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = tmp_path / "lake"
+
+    def hour(name: str, first: int, at: int, numbers: range | None = None) -> Path:
+        lines = []
+        for n in numbers or range(first, first + 10):
+            event = json.loads(_event(n))
+            stamp = f"2024-09-11T{at:02d}:{n % 60:02d}:00.000001Z"
+            event["requestReceivedTimestamp"] = event["stageTimestamp"] = stamp
+            lines.append(json.dumps(event))
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    ka.ingest(hour("h10.log", 0, 10), lake)
+    ka.ingest(hour("h11.log", 10, 11), lake)
+    read: list[list[str]] = []
+    keys = lake_mod.read_keys
+
+    def counting(where: Any, name: str, rels: Any) -> Any:
+        read.append(list(rels))
+        return keys(where, name, rels)
+
+    monkeypatch.setattr(lake_mod, "read_keys", counting)
+    assert ka.ingest(hour("h12.log", 20, 12), lake).events_written == 10
+    assert read == []  # hour 12 meets no stored hour
+    # Some of hour 11's events again, and new ones: only hour 11's file is read.
+    again = hour("h11-late.log", 0, 11, numbers=range(15, 20))
+    new = hour("h11-new.log", 0, 11, numbers=range(100, 105))
+    again.write_text(again.read_text() + new.read_text())
+    late = ka.ingest(again, lake)
+    assert (late.events_written, late.duplicates) == (5, 5)
+    assert len(read) == 1
+    assert len(read[0]) == 1

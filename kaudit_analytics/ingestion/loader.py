@@ -233,6 +233,7 @@ class _Run:
     quarantine: list[pl.DataFrame] = field(default_factory=list)
     keys: dict[dt.date, _dedupe.KeyIndex] = field(default_factory=dict)
     known: dict[dt.date, set[str]] = field(default_factory=dict)
+    stored: dict[dt.date, pl.DataFrame] = field(default_factory=dict)
     staged: list[_lake.StagedFile] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
     problems: dict[str, list[Any]] = field(default_factory=dict)
@@ -694,21 +695,38 @@ def _final_line(
 # --- deduplication and writing -----------------------------------------------------------------
 
 
-def _known_keys(run: _Run, day: dt.date) -> _dedupe.KeyIndex:
-    """The keys of one partition: read from the table once per run, then kept up to date."""
-    if day not in run.keys:
-        index = _dedupe.KeyIndex()
-        known: set[str] = set()
-        if run.table is not None:
-            rels = _lake.data_files(run.table, clusters=[run.cluster], first=day, last=day)
-            known = set(rels["path"].to_list())
-            if known:
-                stored = _lake.read_keys(run.lake, _lake.EVENTS, sorted(known))
-                hashes = stored.select(_dedupe.HASHES).collect()
-                index.add(hashes["h1"].to_numpy(), hashes["h2"].to_numpy())
-        run.keys[day] = index
-        run.known[day] = known
-    return run.keys[day]
+def _known_keys(
+    run: _Run, day: dt.date, low: np.datetime64, high: np.datetime64
+) -> _dedupe.KeyIndex:
+    """The keys of one partition's stored events that a batch spanning ``[low, high]`` can meet.
+
+    Each stored file's keys are read once per run, when a batch first overlaps its time range
+    (the log keeps every file's range): an hourly load reads the files of the hours it touches,
+    not the whole day's.
+    """
+    index = run.keys.setdefault(day, _dedupe.KeyIndex())
+    known = run.known.setdefault(day, set())
+    if run.table is None:
+        return index
+    if day not in run.stored:
+        run.stored[day] = _lake.data_files(
+            run.table, clusters=[run.cluster], first=day, last=day
+        ).select("path", "first", "last")
+    start, end = pl.lit(low).dt.replace_time_zone("UTC"), pl.lit(high).dt.replace_time_zone("UTC")
+    todo = (
+        run.stored[day]
+        .filter(
+            ~pl.col("path").is_in(list(known))
+            & (pl.col("first").is_null() | (pl.col("first") <= end))
+            & (pl.col("last").is_null() | (pl.col("last") >= start))
+        )["path"]
+        .to_list()
+    )
+    if todo:
+        hashes = _lake.read_keys(run.lake, _lake.EVENTS, todo).select(_dedupe.HASHES).collect()
+        index.add(hashes["h1"].to_numpy(), hashes["h2"].to_numpy())
+        known.update(todo)
+    return index
 
 
 def _first_in_source_order(events: pa.Table, ranks: dict[str, int]) -> pl.Series:
@@ -746,11 +764,15 @@ def _accept(run: _Run, events: pa.Table, ranks: dict[str, int]) -> None:
     h1, h2 = hashes["h1"].to_numpy(), hashes["h2"].to_numpy()
     new = hashes["first"].to_numpy().copy()
     days = events[s.DATE].to_numpy()
+    times = events[s.REQUEST_TS].to_numpy()
     distinct = np.unique(days)
     for day in distinct:
         # The same (audit_id, stage) has the same request_ts, so it never spans two days.
         rows = np.flatnonzero(new if len(distinct) == 1 else new & (days == day))
-        index = _known_keys(run, day.astype(dt.date))
+        if not len(rows):
+            continue
+        span = times[rows]
+        index = _known_keys(run, day.astype(dt.date), span.min(), span.max())
         new[rows[index.contains(h1[rows], h2[rows])]] = False
         added = rows[new[rows]]
         index.add(h1[added], h2[added])
