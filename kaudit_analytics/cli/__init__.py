@@ -30,7 +30,7 @@ _COMMANDS: dict[str, _Entry] = {
     ),
     "describe": _Entry(
         "kaudit_analytics.cli.ingest:describe_command",
-        "Show what a lake holds: events, users, time span, bytes.",
+        "Show what a lake holds, per cluster: events, users, time span, files, bytes, quarantine.",
     ),
     "top": _Entry(
         "kaudit_analytics.cli.explore:top_command",
@@ -47,6 +47,14 @@ _COMMANDS: dict[str, _Entry] = {
     "sql": _Entry(
         "kaudit_analytics.cli.explore:sql_command",
         "Run SQL (DuckDB) over the lake's events, a view named events.",
+    ),
+    "lake": _Entry(
+        "kaudit_analytics.cli.lake:lake_group",
+        "The lake's table: compact files, apply retention, show its history, upgrade old lakes.",
+    ),
+    "quarantine": _Entry(
+        "kaudit_analytics.cli.lake:quarantine_group",
+        "Lines that could not be loaded: list them, show one, load them again after a fix.",
     ),
     "report": _Entry(
         "kaudit_analytics.cli.report:report_command",

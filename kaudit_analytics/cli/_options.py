@@ -55,12 +55,16 @@ class LazyChoice(_Choice):
 def lake_option(
     *, required: bool = True, default: str | None = None, spark: bool = False
 ) -> Callable[[F], F]:
-    """``--lake``: the lake folder, or ``$KAUDIT_LAKE``; one type for every command.
+    """``--lake``: the lake, a folder or an object-store URL, or ``$KAUDIT_LAKE``.
 
-    Where Spark reads the lake it may be a URL (``s3a://…``): the type is the same (a path
-    that is never a file), only the help says so.
+    One type for every command: a string, since a lake may be ``s3://``, ``gs://`` or
+    ``az://`` (``s3a://`` where Spark reads it); whether it is a lake is for the library to say.
     """
-    where = "Lake folder (or s3a://… with --engine spark)" if spark else "Lake folder"
+    where = (
+        "Lake folder or s3:// gs:// az:// URL (s3a:// with --engine spark)"
+        if spark
+        else "Lake folder or s3:// gs:// az:// URL"
+    )
     return click.option(
         "--lake",
         required=required and default is None,
@@ -68,7 +72,7 @@ def lake_option(
         envvar=LAKE_ENVVAR,
         show_envvar=True,
         show_default=default is not None,
-        type=click.Path(file_okay=False, path_type=str),
+        type=str,
         help=f"{where}, as made by kaudit ingest.",
     )
 

@@ -15,21 +15,37 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kaudit_analytics.cli._options import LazyChoice, lake_option
+from kaudit_analytics.cli._options import LazyChoice, json_option, lake_option
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from kaudit_analytics import ingestion as _ingest
+    from kaudit_analytics import lake as _lake
+
+#: The loader's line-size limit (``ingestion.lines.MAX_LINE_BYTES``), said here without
+#: importing the loader, so that ``--help`` stays light; a test keeps the two equal.
+MAX_LINE_BYTES_HELP = 16 * 1024 * 1024
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[_ingest.Progress], None] | None]:
-    """A one-line progress display on a terminal (files, bytes, events/s); nothing otherwise."""
-    if not enabled:
-        yield None
-        return
+def _progress(enabled: bool) -> Iterator[Callable[[_ingest.Progress], None]]:
+    """A one-line progress display on a terminal (files, bytes, events/s).
+
+    Waiting for another writer's commit is always said, on a terminal or not, and the wait is
+    not counted in the rate.
+    """
     began = time.perf_counter()
+    said: set[str] = set()
 
     def update(done: _ingest.Progress) -> None:
+        if done.waiting is not None:
+            if done.waiting not in said:
+                said.add(done.waiting)
+                click.echo(("\n" if enabled else "") + f"Waiting: {done.waiting}", err=True)
+            return
+        if not enabled:
+            return
         rate = done.events_read / max(time.perf_counter() - began, 1e-9)
         click.echo(
             f"\r{done.files_done:>5}/{done.files} files  {done.bytes_read / 1e6:10,.1f} MB  "
@@ -41,7 +57,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[_ingest.Progress], None] | No
     try:
         yield update
     finally:
-        click.echo("", err=True)
+        if enabled:
+            click.echo("", err=True)
 
 
 def _keep_freed_memory() -> None:
@@ -73,7 +90,21 @@ def _keep_freed_memory() -> None:
 )
 @click.option("--keep-secrets", is_flag=True, help="Do not redact Secret values and tokens.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when any line was quarantined.")
-@click.option("--no-wait", is_flag=True, help="Fail at once if another ingest holds the lake.")
+@click.option(
+    "--no-wait", is_flag=True, help="Fail at once if another ingest commits at the same moment."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Cores to use [all]; 1 lets several ingests share a machine.",
+)
+@click.option(
+    "--max-line-bytes",
+    type=click.IntRange(min=1),
+    default=MAX_LINE_BYTES_HELP,
+    show_default=True,
+    help="Quarantine (whole) any line longer than this many bytes.",
+)
 def ingest_command(
     paths: tuple[str, ...],
     lake: str,
@@ -82,6 +113,8 @@ def ingest_command(
     keep_secrets: bool,
     strict: bool,
     no_wait: bool,
+    threads: int | None,
+    max_line_bytes: int,
 ) -> None:
     """Load audit logs (files, folders, globs, .gz, tarballs, s3:// gs:// az://) into a lake."""
     from kaudit_analytics import ingestion as _ingest
@@ -97,6 +130,8 @@ def ingest_command(
                 format=fmt,
                 keep_secrets=keep_secrets,
                 wait=not no_wait,
+                threads=threads,
+                max_line_bytes=max_line_bytes,
                 progress=progress,
             )
     except (_ingest.IngestError, _lake.LakeError) as exc:
@@ -110,14 +145,44 @@ def ingest_command(
 
 @click.command("describe")
 @lake_option()
-def describe_command(lake: str) -> None:
-    """Show what a lake holds: events, users, time span, bytes."""
+@json_option()
+def describe_command(lake: str, as_json: bool) -> None:
+    """Show what a lake holds, per cluster: events, users, time span, files, bytes, quarantine."""
     from kaudit_analytics import lake as _lake
+    from kaudit_analytics.cli._output import echo_json, show
 
     try:
-        click.echo(_lake.describe(lake).summary())
+        overview = _lake.describe(lake)
     except _lake.LakeError as exc:
         raise click.ClickException(str(exc)) from exc
+    if as_json:
+        echo_json(overview.to_dict())
+        return
+    click.echo(overview.summary())
+    if overview.by_cluster:
+        show(_per_cluster(overview))
+
+
+def _per_cluster(overview: _lake.LakeOverview) -> pl.DataFrame:
+    import polars as pl
+
+    from kaudit_analytics.cli._output import bytes_text
+
+    return pl.DataFrame(
+        [
+            {
+                "cluster": c.cluster,
+                "events": c.events,
+                "users": c.users,
+                "from": None if c.first is None else c.first.date(),
+                "to": None if c.last is None else c.last.date(),
+                "files": c.files,
+                "Parquet": bytes_text(c.parquet_bytes),
+                "quarantined": c.quarantined,
+            }
+            for c in overview.by_cluster
+        ]
+    )
 
 
 @click.command("demo")
@@ -128,6 +193,9 @@ def demo_command(lake: str) -> None:
     from kaudit_analytics import lake as _lake
     from kaudit_analytics.testing import SAMPLE_DIR
 
-    stats = _ingest.ingest(SAMPLE_DIR, lake)
-    click.echo(stats.summary())
-    click.echo(_lake.describe(lake).summary())
+    try:
+        stats = _ingest.ingest(SAMPLE_DIR, lake)
+        click.echo(stats.summary())
+        click.echo(_lake.describe(lake).summary())
+    except (_ingest.IngestError, _lake.LakeError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -109,8 +109,8 @@ def test_not_a_lake_is_one_sentence(tmp_path: Path, command: str) -> None:
     extra = {"timeline": ["--user", USER], "history": ["pods/x"], "sql": ["SELECT 1"]}
     message = one_sentence_error(run(tmp_path, command, *extra.get(command, [])))
     assert message == (
-        f"Error: {tmp_path} is not a kaudit lake (it has no events folder): "
-        "run 'kaudit ingest' first"
+        f"Error: no lake at {tmp_path}: the folder is empty; load logs into it with "
+        f"`kaudit ingest LOGS --lake {tmp_path}`"
     )
 
 
