@@ -41,13 +41,16 @@ from kaudit_analytics.compliance.assess import (
     control_evidence,
     decide,
     evidence,
+    finish,
     observation_counts,
     observations,
     observations_from_counts,
     order_evidence,
+    partials,
     policy_coverage,
     prepare,
 )
+from kaudit_analytics.compliance.attack import TACTICS, TECHNIQUES, Technique
 from kaudit_analytics.compliance.controls import (
     CIS,
     CONTROLS,
@@ -66,7 +69,13 @@ from kaudit_analytics.compliance.controls import (
     control,
     severity_at_least,
 )
-from kaudit_analytics.compliance.evidence import Context, EvidenceQuery, Settings
+from kaudit_analytics.compliance.evidence import Context, EvidenceQuery, baseline_rows
+from kaudit_analytics.compliance.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_rows,
+)
 from kaudit_analytics.window import Window
 
 __all__ = [
@@ -80,6 +89,8 @@ __all__ = [
     "SEVERITIES",
     "SOC2",
     "STATUSES",
+    "TACTICS",
+    "TECHNIQUES",
     "Clause",
     "Context",
     "Control",
@@ -88,18 +99,25 @@ __all__ = [
     "EvidenceQuery",
     "Probe",
     "Settings",
+    "SettingsError",
     "Severity",
     "Status",
+    "Technique",
     "Window",
+    "baseline_rows",
     "control",
     "control_evidence",
     "decide",
     "evidence",
+    "finish",
+    "load_settings",
     "observation_counts",
     "observations",
     "observations_from_counts",
     "order_evidence",
+    "partials",
     "policy_coverage",
     "prepare",
+    "settings_rows",
     "severity_at_least",
 ]
