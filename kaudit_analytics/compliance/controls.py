@@ -209,6 +209,11 @@ _POD_PROBES = (
     Probe("create", "deployments", api_group="apps", namespace="default"),
     Probe("patch", "daemonsets", api_group="apps", namespace="default", name="d"),
 )
+_POD_SPEC_NOTE = (
+    "the platform's own pods: controllers, nodes and the control plane writing pod specs in "
+    "settings.system_namespaces (kube-proxy and CNI agents need host access); a controller "
+    "creating a pod elsewhere is reported, as the workload it copies is the risk"
+)
 _MACHINERY_NOTE = (
     "the cluster's own machinery (control plane, nodes, kube-system service accounts and "
     "the settings' trusted_users): doing this is their job"
@@ -217,6 +222,14 @@ _MACHINERY_NOTE = (
 
 def _not_machinery(predicate: pl.Expr) -> pl.Expr:
     return predicate & ~MACHINERY
+
+
+def _pod_spec_author(st: Settings) -> pl.Expr:
+    """Pod specs written by people and workloads, and by controllers outside the platform's
+    namespaces: a controller that creates a privileged pod in ``default`` copies a workload
+    someone wrote (maybe before the window), while kube-proxy's and the CNI's privileged pods
+    in kube-system are the platform."""
+    return ev.POD_SPEC_WRITE & (~MACHINERY | ~_system_namespace(st)) & SUCCEEDED
 
 
 def _system_namespace(st: Settings) -> pl.Expr:
@@ -1741,13 +1754,9 @@ _CATALOGUE: tuple[Control, ...] = (
             pci=("10.2.1.2",),
             soc2=("CC6.8", "CC8.1"),
         ),
-        evidence=Flagged(
-            _not_machinery(ev.POD_SPEC_WRITE) & SUCCEEDED,
-            bodies.flag_names(bodies.POD_FLAGS, _body()),
-        ),
+        evidence=Flagged(_pod_spec_author, bodies.flag_names(bodies.POD_FLAGS, _body())),
         attack=("T1611", "T1610"),
-        excludes=_MACHINERY_NOTE + " (controllers create the pods of workloads a person "
-        "already wrote, which this control saw then)",
+        excludes=_POD_SPEC_NOTE,
         covers=_covers(
             "falco/create-privileged-pod",
             "falco/create-hostnetwork-pod",
@@ -1780,12 +1789,9 @@ _CATALOGUE: tuple[Control, ...] = (
         "/var/lib/kubelet, ...).",
         severity="critical",
         clauses=_clauses(cis=("5.2.12",), pci=("10.2.1.2",), soc2=("CC6.8",)),
-        evidence=Flagged(
-            _not_machinery(ev.POD_SPEC_WRITE) & SUCCEEDED,
-            lambda st: bodies.host_paths(_body(), st),
-        ),
+        evidence=Flagged(_pod_spec_author, lambda st: bodies.host_paths(_body(), st)),
         attack=("T1611",),
-        excludes=_MACHINERY_NOTE,
+        excludes=_POD_SPEC_NOTE,
         covers=_covers(
             "falco/create-sensitive-mount-pod",
             "elastic/kubernetes-pod-created-with-a-sensitive-hostpath-volume",
@@ -1804,13 +1810,10 @@ _CATALOGUE: tuple[Control, ...] = (
         "SYS_MODULE, DAC_READ_SEARCH, ...).",
         severity="high",
         clauses=_clauses(cis=("5.2.8", "5.2.9"), pci=("10.2.1.2",), soc2=("CC6.8",)),
-        evidence=Flagged(
-            _not_machinery(ev.POD_SPEC_WRITE) & SUCCEEDED,
-            lambda st: bodies.added_capabilities(_body(), st),
-        ),
+        evidence=Flagged(_pod_spec_author, lambda st: bodies.added_capabilities(_body(), st)),
         attack=("T1611",),
-        excludes=_MACHINERY_NOTE + "; capabilities that are dropped, or added but harmless "
-        "(Sigma's rule fires on any capabilities field, drops included)",
+        excludes=_POD_SPEC_NOTE
+        + "; capabilities that are dropped or harmless (Sigma fires on any capabilities field, drops included)",
         covers=_covers(
             "elastic/kubernetes-container-created-with-excessive-linux-capabilities",
             "panther/kubernetes-pod-with-dangerous-linux-capabilities",
@@ -1827,13 +1830,10 @@ _CATALOGUE: tuple[Control, ...] = (
         "settings.allowed_images nor from settings.allowed_registries.",
         severity="medium",
         clauses=_clauses(cis=("5.5.1",), pci=("10.2.1.2",), soc2=("CC7.1", "CC8.1")),
-        evidence=Flagged(
-            ev.POD_SPEC_WRITE & ~MACHINERY & SUCCEEDED,
-            lambda st: bodies.disallowed_images(_body(), st),
-        ),
+        evidence=Flagged(_pod_spec_author, lambda st: bodies.disallowed_images(_body(), st)),
         attack=("T1525", "T1610"),
-        excludes=_MACHINERY_NOTE + "; not assessable until settings.allowed_images or "
-        "allowed_registries is set",
+        excludes=_POD_SPEC_NOTE
+        + "; not assessable until settings.allowed_images or allowed_registries is set",
         covers=_covers("falco/create-disallowed-pod"),
         scope=ev.POD_SPEC_WRITE,
         scope_label="pod and workload writes",
