@@ -10,7 +10,7 @@ LAKE   ?= build/demo-lake
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks,spark,sigma]"
 	touch $(STAMP)
 
 ## demo: load the bundled sample into $(LAKE) and show what it holds

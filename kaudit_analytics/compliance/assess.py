@@ -29,6 +29,7 @@ __all__ = [
     "control_evidence",
     "decide",
     "evidence",
+    "extra_columns",
     "finish",
     "observation_counts",
     "observations",
@@ -81,7 +82,10 @@ _OUTCOME = pl.concat_str(
 
 
 def prepare(
-    events: pl.LazyFrame, window: Window | None = None, settings: Settings | None = None
+    events: pl.LazyFrame,
+    window: Window | None = None,
+    settings: Settings | None = None,
+    extra: Iterable[str] = (),
 ) -> pl.LazyFrame:
     """The events of ``window`` as the controls read them, shared columns derived once.
 
@@ -96,10 +100,17 @@ def prepare(
     >>> "_actor" in prepare(empty_events().lazy()).collect_schema().names()
     True
     """
-    return ev.prepare(events, window, settings)
+    return ev.prepare(events, window, settings, tuple(extra))
 
 
-def _prepared(events: pl.LazyFrame, ctx: Context, prepared: bool) -> tuple[pl.LazyFrame, Context]:
+def extra_columns(controls: Iterable[Control]) -> tuple[str, ...]:
+    """The event columns the controls read besides those ``prepare`` always keeps."""
+    return tuple(dict.fromkeys(name for ctrl in controls for name in ctrl.reads))
+
+
+def _prepared(
+    events: pl.LazyFrame, ctx: Context, prepared: bool, extra: tuple[str, ...] = ()
+) -> tuple[pl.LazyFrame, Context]:
     if prepared:
         return events, ctx
     baseline = (
@@ -107,7 +118,8 @@ def _prepared(events: pl.LazyFrame, ctx: Context, prepared: bool) -> tuple[pl.La
         if ctx.baseline is None
         else ev.baseline_rows(ev.prepare(ctx.baseline, None, ctx.settings))
     )
-    return ev.prepare(events, ctx.window, ctx.settings), dataclasses.replace(ctx, baseline=baseline)
+    rows = ev.prepare(events, ctx.window, ctx.settings, extra)
+    return rows, dataclasses.replace(ctx, baseline=baseline)
 
 
 def _as_evidence(found: pl.LazyFrame, ctrl: Control) -> pl.LazyFrame:
@@ -158,7 +170,7 @@ def control_evidence(
     >>> found.collect().shape
     (0, 14)
     """
-    rows, ctx = _prepared(events, ctx, prepared)
+    rows, ctx = _prepared(events, ctx, prepared, ctrl.reads)
     return _as_evidence(ev.run(ctrl.evidence, rows, ctx), ctrl)
 
 
@@ -181,7 +193,8 @@ def evidence(
     >>> evidence(empty_events().lazy(), Context(window)).collect().height
     0
     """
-    rows, ctx = _prepared(events, ctx, prepared)
+    controls = tuple(controls)
+    rows, ctx = _prepared(events, ctx, prepared, extra_columns(controls))
     frames = [control_evidence(rows, c, ctx, prepared=True) for c in controls]
     if not frames:
         return pl.LazyFrame(schema=EVIDENCE_SCHEMA)

@@ -105,10 +105,9 @@ TECHNIQUES: dict[str, Technique] = {
 def tactics_of(technique_ids: Iterable[str]) -> tuple[str, ...]:
     """The tactics of some techniques, each once, in ``TACTICS`` order.
 
-    Raises
-    ------
-    KeyError
-        When an id is not in ``TECHNIQUES``.
+    Ids not in ``TECHNIQUES`` (e.g. from a user's Sigma rule) are left out.
     """
-    found = {tactic for tid in technique_ids for tactic in TECHNIQUES[tid].tactics}
+    found = {
+        tactic for tid in technique_ids if tid in TECHNIQUES for tactic in TECHNIQUES[tid].tactics
+    }
     return tuple(tactic for tactic in TACTICS if tactic in found)

@@ -162,6 +162,8 @@ class Control:
     stages: tuple[str, ...] = ("ResponseComplete",)
     needs_baseline: bool = False
     requires: tuple[str, ...] = ()
+    #: Event columns the evidence query reads besides those ``prepare`` keeps (Sigma rules).
+    reads: tuple[str, ...] = ()
 
     @property
     def tactics(self) -> tuple[str, ...]:
@@ -1813,7 +1815,10 @@ _CATALOGUE: tuple[Control, ...] = (
         evidence=Flagged(_pod_spec_author, lambda st: bodies.added_capabilities(_body(), st)),
         attack=("T1611",),
         excludes=_POD_SPEC_NOTE
-        + "; capabilities that are dropped or harmless (Sigma fires on any capabilities field, drops included)",
+        + (
+            "; capabilities that are dropped or harmless (Sigma fires on any capabilities "
+            "field, drops included)"
+        ),
         covers=_covers(
             "elastic/kubernetes-container-created-with-excessive-linux-capabilities",
             "panther/kubernetes-pod-with-dangerous-linux-capabilities",

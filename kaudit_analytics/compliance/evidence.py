@@ -462,7 +462,8 @@ def some(name: str) -> pl.Expr:
 
 # --------------------------------------------------------------------------- prepare
 
-_CATEGORICAL = (s.VERB, s.API_GROUP, s.RESOURCE, s.SUBRESOURCE, s.NAMESPACE)
+#: Columns ``prepare`` makes categorical (controls compare them with literals).
+CATEGORICAL = (s.VERB, s.API_GROUP, s.RESOURCE, s.SUBRESOURCE, s.NAMESPACE)
 #: The rows whose request body some control reads; every other row's body is dropped.
 _BODY_NEEDED = (
     POD_SPEC_WRITE
@@ -507,7 +508,10 @@ def machinery(settings: Settings) -> pl.Expr:
 
 
 def prepare(
-    events: pl.LazyFrame, window: Window | None, settings: Settings | None = None
+    events: pl.LazyFrame,
+    window: Window | None,
+    settings: Settings | None = None,
+    extra: Sequence[str] = (),
 ) -> pl.LazyFrame:
     """The events as the controls read them, with the shared columns derived once.
 
@@ -521,17 +525,26 @@ def prepare(
     """
     st = settings or Settings()
     rows = events if window is None else events.filter(window.contains())
+    # Columns other controls (Sigma rules) read; a body they read is kept on every row.
+    more = [name for name in dict.fromkeys(extra) if name in s.AUDIT_SCHEMA]
+    keep_all = {name for name in more if name in (s.REQUEST_OBJECT, s.RESPONSE_OBJECT)}
+    more = [name for name in more if name not in READ_COLUMNS and name not in keep_all]
     stage = pl.col(s.STAGE).to_physical()
     ip = pl.col(s.SOURCE_IPS).list.first()
     return rows.select(
         *[
             # Every control compares these with literals; as categoricals that is an integer
             # comparison instead of a string one (ten times faster over millions of rows).
-            pl.col(name).cast(pl.Categorical) if name in _CATEGORICAL else pl.col(name)
+            pl.col(name).cast(pl.Categorical) if name in CATEGORICAL else pl.col(name)
             for name in READ_COLUMNS
         ],
-        pl.when(_BODY_NEEDED).then(pl.col(s.REQUEST_OBJECT)).alias(s.REQUEST_OBJECT),
-        pl.when(_RESPONSE_NEEDED).then(pl.col(s.RESPONSE_OBJECT)).alias(s.RESPONSE_OBJECT),
+        *[pl.col(name) for name in more],
+        pl.col(s.REQUEST_OBJECT)
+        if s.REQUEST_OBJECT in keep_all
+        else pl.when(_BODY_NEEDED).then(pl.col(s.REQUEST_OBJECT)).alias(s.REQUEST_OBJECT),
+        pl.col(s.RESPONSE_OBJECT)
+        if s.RESPONSE_OBJECT in keep_all
+        else pl.when(_RESPONSE_NEEDED).then(pl.col(s.RESPONSE_OBJECT)).alias(s.RESPONSE_OBJECT),
         # Decoding exec commands is costly: once per slice, on exec requests only.
         pl.when(POD_EXEC.fill_null(value=False)).then(exec_text()).alias(COMMAND_COL),
         exprs.actor_kind().alias(ACTOR_COL),

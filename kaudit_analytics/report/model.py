@@ -259,7 +259,8 @@ def assess(
     0
     """
     if not prepared:
-        events = c.prepare(events, ctx.window, ctx.settings).collect().lazy()
+        extra = c.extra_columns(controls)
+        events = c.prepare(events, ctx.window, ctx.settings, extra).collect().lazy()
         baseline = (
             None
             if ctx.baseline is None
@@ -473,8 +474,9 @@ def _assess_window(
     baseline_events: int,
 ) -> tuple[Assessment, pl.DataFrame, pl.DataFrame, set[str]]:
     slices, clusters = [], set()
+    extra = c.extra_columns(controls)
     for span in day_slices(window):
-        frame = c.prepare(_slice_of(events, span), span, ctx.settings).collect()
+        frame = c.prepare(_slice_of(events, span), span, ctx.settings, extra).collect()
         clusters |= set(frame[s.CLUSTER].drop_nulls().unique().to_list())
         slices.append(slice_parts(frame.lazy(), ctx, controls))
         del frame

@@ -56,7 +56,7 @@ def _slice_task(span: c.Window, settings: c.Settings, controls: Sequence[c.Contr
             return pa.table(
                 {"name": pa.array([], pa.string()), "payload": pa.array([], pa.binary())}
             )
-        prepared = c.prepare(frame.lazy(), span, settings).collect()
+        prepared = c.prepare(frame.lazy(), span, settings, c.extra_columns(controls)).collect()
         part = r.slice_parts(prepared.lazy(), ctx, controls)
         named = {
             **part.parts,
@@ -90,7 +90,8 @@ def _assess_window(
     inside = events.filter(
         (F.col(s.REQUEST_TS) >= F.lit(span.since)) & (F.col(s.REQUEST_TS) < F.lit(span.until))
     )
-    columns = narrow(inside, lambda lf: c.prepare(lf, span, ctx.settings))
+    extra = c.extra_columns(controls)
+    columns = narrow(inside, lambda lf: c.prepare(lf, span, ctx.settings, extra))
     rows = (
         columns.groupBy(s.CLUSTER, s.DATE)
         .applyInArrow(_slice_task(span, ctx.settings, controls), _OUT)  # type: ignore[arg-type]

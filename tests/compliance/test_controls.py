@@ -15,7 +15,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import kaudit_analytics as ka
 from kaudit_analytics import compliance as c
 from kaudit_analytics import schema as s
 from kaudit_analytics.compliance.evidence import Flagged, Where
@@ -25,15 +24,6 @@ CASES = FIXTURES / "controls"
 IDS = [ctrl.id for ctrl in c.CONTROLS]
 #: Controls whose findings are single requests: each hit event alone must be found.
 PER_REQUEST = [ctrl.id for ctrl in c.CONTROLS if isinstance(ctrl.evidence, Where | Flagged)]
-
-
-@pytest.fixture(scope="session")
-def fixture_events(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    """Every fixture file, ingested once into one lake, as one events table."""
-    lake = tmp_path_factory.mktemp("control-fixtures")
-    stats = ka.ingest(sorted(CASES.glob("*/*.jsonl")), lake)
-    assert stats.quarantined == 0
-    return ka.scan(lake).collect()
 
 
 def _events(frame: pl.DataFrame, control_id: str, kind: str) -> pl.DataFrame:
