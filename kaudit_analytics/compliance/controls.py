@@ -1289,10 +1289,13 @@ _CATALOGUE: tuple[Control, ...] = (
         excludes="nothing; not assessable until settings.untrusted_cidrs lists addresses",
         covers=_covers(
             notes={
+                "panther/gcp-k8s-iocactivity": (
+                    "given the indicator list in settings.untrusted_cidrs"
+                ),
                 "panther/kubernetes-api-activity-from-tor-exit-node": (
                     "given a Tor exit-node list in settings.untrusted_cidrs, as Panther is given "
                     "its lookup table"
-                )
+                ),
             },
         ),
         requires=("untrusted_cidrs",),
