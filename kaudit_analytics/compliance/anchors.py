@@ -150,9 +150,9 @@ def coverage_markdown(controls: Iterable[Control] = CONTROLS) -> str:
         "|---|---:|---:|---:|",
     ]
     for anchor in (*ANCHORS, "all"):
-        row = counts[anchor]
+        count = counts[anchor]
         name = f"**{anchor}**" if anchor == "all" else anchor
-        out.append(f"| {name} | {row['rules']} | {row['covered']} | {row['gaps']} |")
+        out.append(f"| {name} | {count['rules']} | {count['covered']} | {count['gaps']} |")
     sources = _data()["anchors"]
     for anchor in ANCHORS:
         out += ["", f"## {anchor}", "", f"Rules read from {sources[anchor]}.", ""]
@@ -183,4 +183,4 @@ def coverage_markdown(controls: Iterable[Control] = CONTROLS) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - the docs generator
-    print(coverage_markdown(), end="")  # noqa: T201
+    print(coverage_markdown(), end="")
