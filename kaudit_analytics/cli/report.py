@@ -88,6 +88,7 @@ def report_command(
     """
     try:
         window = _report.parse_window(since, until, now=dt.datetime.now(dt.UTC))
+        chosen = _report.check_formats(formats.split(","))
         settings = load_settings(Path(settings_path)) if settings_path else None
         controls, problems = _controls(sigma_dirs)
         make = _report.report_from_lake
@@ -108,7 +109,7 @@ def report_command(
         )
         if problems:
             result = dataclasses.replace(result, sigma_problems=problems)
-        written = _report.write_report(result, out, formats.split(","))
+        written = _report.write_report(result, out, chosen)
     except (
         _report.ReportError,
         WindowError,

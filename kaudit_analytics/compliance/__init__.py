@@ -70,7 +70,14 @@ from kaudit_analytics.compliance.controls import (
     control,
     severity_at_least,
 )
-from kaudit_analytics.compliance.evidence import Context, EvidenceQuery, baseline_rows
+from kaudit_analytics.compliance.evidence import (
+    Context,
+    EvidenceQuery,
+    Flagged,
+    Grouped,
+    Where,
+    baseline_rows,
+)
 from kaudit_analytics.compliance.settings import (
     Settings,
     SettingsError,
@@ -98,12 +105,15 @@ __all__ = [
     "ControlResult",
     "Coverage",
     "EvidenceQuery",
+    "Flagged",
+    "Grouped",
     "Probe",
     "Settings",
     "SettingsError",
     "Severity",
     "Status",
     "Technique",
+    "Where",
     "Window",
     "baseline_rows",
     "control",

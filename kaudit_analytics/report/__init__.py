@@ -46,6 +46,7 @@ from kaudit_analytics.report.model import (
 from kaudit_analytics.report.render import (
     chart_specs,
     charts,
+    check_formats,
     summary,
     to_html,
     to_json,
@@ -70,6 +71,7 @@ __all__ = [
     "build_report",
     "chart_specs",
     "charts",
+    "check_formats",
     "check_window",
     "control_table",
     "coverage_table",

@@ -106,6 +106,14 @@ class SliceParts:
     errors: Mapping[str, str] = field(default_factory=dict)
 
 
+def _contiguous(frame: pl.DataFrame) -> pl.DataFrame:
+    """One chunk per column. polars' streaming engine panics ("assertion failed: i <
+    self.len()") evaluating a string function over a filtered frame whose columns hold several
+    chunks, as a scan of several Parquet files gives (issue 14; reproduction in the branch
+    notes); a contiguous frame avoids it, for one copy of a slice."""
+    return frame.rechunk() if frame.n_chunks("all") != [1] * frame.width else frame
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
@@ -260,7 +268,7 @@ def assess(
     """
     if not prepared:
         extra = c.extra_columns(controls)
-        events = c.prepare(events, ctx.window, ctx.settings, extra).collect().lazy()
+        events = _contiguous(c.prepare(events, ctx.window, ctx.settings, extra).collect()).lazy()
         baseline = (
             None
             if ctx.baseline is None
@@ -445,6 +453,19 @@ def day_slices(window: c.Window) -> tuple[c.Window, ...]:
     return tuple(c.Window(a, b) for a, b in itertools.pairwise(cuts))
 
 
+def _busy_slices(events: pl.LazyFrame, window: c.Window) -> list[c.Window]:
+    """The day slices of the window that hold events (a scan of the date column only)."""
+    last = (window.until - dt.timedelta(microseconds=1)).date()
+    dates = set(
+        events.select(s.DATE)
+        .filter(pl.col(s.DATE).is_between(window.since.date(), last))
+        .unique()
+        .collect()[s.DATE]
+        .to_list()
+    )
+    return [span for span in day_slices(window) if span.since.date() in dates]
+
+
 def _slice_of(events: pl.LazyFrame, span: c.Window) -> pl.LazyFrame:
     # The date partition column lets a lake scan skip every other day's files.
     last = (span.until - dt.timedelta(microseconds=1)).date()
@@ -456,12 +477,17 @@ def _baseline_of(
 ) -> tuple[pl.DataFrame, int]:
     """The baseline rows and the event count of a window, one day at a time."""
     rows, size = [], 0
-    for span in day_slices(window):
+    for span in _busy_slices(events, window):
         prepared = c.prepare(_slice_of(events, span), span, settings)
         found, count = pl.collect_all([c.baseline_rows(prepared), prepared.select(pl.len())])
         rows.append(found)
         size += int(count.item())
     return _concat(rows).unique(), size
+
+
+#: Prepared events gathered before the controls run over them: small days are assessed
+#: together (each run has a fixed cost), a large day alone (memory stays bounded by a day).
+SLICE_ROWS = 500_000
 
 
 def _assess_window(
@@ -473,13 +499,27 @@ def _assess_window(
     coverage: Sequence[c.Coverage],
     baseline_events: int,
 ) -> tuple[Assessment, pl.DataFrame, pl.DataFrame, set[str]]:
-    slices, clusters = [], set()
+    slices: list[SliceParts] = []
+    clusters: set[str] = set()
     extra = c.extra_columns(controls)
-    for span in day_slices(window):
+    pending: list[pl.DataFrame] = []
+
+    def flush() -> None:
+        if pending:
+            frame = _contiguous(pl.concat(pending) if len(pending) > 1 else pending[0])
+            slices.append(slice_parts(frame.lazy(), ctx, controls))
+            pending.clear()
+
+    for span in _busy_slices(events, window):
         frame = c.prepare(_slice_of(events, span), span, ctx.settings, extra).collect()
+        if frame.is_empty():
+            continue
         clusters |= set(frame[s.CLUSTER].drop_nulls().unique().to_list())
-        slices.append(slice_parts(frame.lazy(), ctx, controls))
+        if pending and sum(f.height for f in pending) + frame.height > SLICE_ROWS:
+            flush()
+        pending.append(frame)
         del frame
+    flush()
     result, baseline, daily = merge_slices(
         slices, ctx, controls=controls, coverage=coverage, baseline_events=baseline_events
     )

@@ -38,7 +38,16 @@ from kaudit_analytics.report.model import (
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["chart_specs", "charts", "summary", "to_html", "to_json", "to_markdown", "write_report"]
+__all__ = [
+    "chart_specs",
+    "charts",
+    "check_formats",
+    "summary",
+    "to_html",
+    "to_json",
+    "to_markdown",
+    "write_report",
+]
 
 
 # --------------------------------------------------------------------------- charts
@@ -356,7 +365,14 @@ def to_html(report: Report, *, vega_bundle: str | None = None) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _formats(formats: Iterable[str]) -> tuple[str, ...]:
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """The chosen renderings, each once, or ``ReportError`` naming the first unknown one.
+
+    Examples
+    --------
+    >>> check_formats(["html", " md", "html"])
+    ('html', 'md')
+    """
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
@@ -377,7 +393,7 @@ def write_report(
     ReportError
         When a format is unknown or ``out`` cannot be created.
     """
-    chosen = _formats(formats)
+    chosen = check_formats(formats)
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ def _slice_task(span: c.Window, settings: c.Settings, controls: Sequence[c.Contr
                 {"name": pa.array([], pa.string()), "payload": pa.array([], pa.binary())}
             )
         prepared = c.prepare(frame.lazy(), span, settings, c.extra_columns(controls)).collect()
+        prepared = prepared.rechunk()  # see report.model._contiguous
         part = r.slice_parts(prepared.lazy(), ctx, controls)
         named = {
             **part.parts,
