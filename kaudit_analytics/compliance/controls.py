@@ -1246,13 +1246,13 @@ _CATALOGUE: tuple[Control, ...] = (
     Control(
         id="in-cluster-credential-public-address",
         title="In-cluster credentials used from a public address",
-        detects="Service accounts, nodes and system: or eks: identities whose request came from "
-        "a public address (not private, loopback or settings.trusted_cidrs) and was not "
-        "refused: a stolen token used from outside.",
-        severity="high",
+        detects="Service accounts and nodes whose request came from a public address (not "
+        "private, loopback or settings.trusted_cidrs) and was not refused: a stolen token used "
+        "from outside.",
+        severity="medium",
         clauses=_clauses(pci=("10.2.1.2",), soc2=("CC6.1", "CC6.6")),
         evidence=Grouped(
-            pl.col(ev.ACTOR_COL).is_in(("service_account", "node", "control_plane"))
+            pl.col(ev.ACTOR_COL).is_in(("service_account", "node"))
             & pl.col(ev.PUBLIC_COL)
             & ~(pl.col(s.CODE) == 403).fill_null(value=False),
             keys=(s.CLUSTER, s.USER, ev.IP_COL),
@@ -1262,11 +1262,22 @@ _CATALOGUE: tuple[Control, ...] = (
             ),
         ),
         attack=("T1078.004", "T1528", "T1133"),
-        excludes="addresses in settings.trusted_cidrs: add the provider's control-plane and "
-        "node ranges there (Panther drops cloud ASNs with an enrichment this project has not)",
+        excludes="the control plane's own users (a managed control plane calls from the "
+        "provider's public addresses), and addresses in settings.trusted_cidrs: add your "
+        "nodes' NAT addresses there (Panther drops cloud ASNs with an enrichment this project "
+        "has not). Medium, not high: a managed cluster with a public endpoint sees its own "
+        "nodes arrive from public addresses until they are listed",
         covers=_covers(
-            "panther/kubernetes-system-principal-accessed-from-non-cloud-public-ip",
-            "panther/eks-audit-log-reporting-system-namespace-is-used-from-a-public-ip",
+            notes={
+                rule: (
+                    "service accounts and nodes; system: and eks: control-plane users come "
+                    "from the provider's addresses, which Panther drops by cloud ASN"
+                )
+                for rule in (
+                    "panther/kubernetes-system-principal-accessed-from-non-cloud-public-ip",
+                    "panther/eks-audit-log-reporting-system-namespace-is-used-from-a-public-ip",
+                )
+            }
         ),
         probes=(Probe("get", "pods", namespace="default", user=_SA, groups=_SA_GROUPS),),
     ),
