@@ -1268,16 +1268,14 @@ _CATALOGUE: tuple[Control, ...] = (
         "has not). Medium, not high: a managed cluster with a public endpoint sees its own "
         "nodes arrive from public addresses until they are listed",
         covers=_covers(
-            notes={
-                rule: (
-                    "service accounts and nodes; system: and eks: control-plane users come "
-                    "from the provider's addresses, which Panther drops by cloud ASN"
-                )
-                for rule in (
+            notes=dict.fromkeys(
+                (
                     "panther/kubernetes-system-principal-accessed-from-non-cloud-public-ip",
                     "panther/eks-audit-log-reporting-system-namespace-is-used-from-a-public-ip",
-                )
-            }
+                ),
+                "service accounts and nodes; system: and eks: control-plane users come "
+                "from the provider's addresses, which Panther drops by cloud ASN",
+            )
         ),
         probes=(Probe("get", "pods", namespace="default", user=_SA, groups=_SA_GROUPS),),
     ),
