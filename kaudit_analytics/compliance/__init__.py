@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+from kaudit_analytics.compliance import sigma
 from kaudit_analytics.compliance.assess import (
     EVIDENCE_SCHEMA,
     ControlResult,
@@ -132,4 +133,5 @@ __all__ = [
     "prepare",
     "settings_rows",
     "severity_at_least",
+    "sigma",
 ]

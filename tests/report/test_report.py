@@ -327,7 +327,7 @@ def test_notebook_is_thin_and_parameterised() -> None:
     tagged = [cell for cell in code if "parameters" in cell["metadata"].get("tags", [])]
     assert len(tagged) == 1
     names = set(re.findall(r"^(\w+)\s*=", "".join(tagged[0]["source"]), flags=re.M))
-    assert {"lake", "since", "until", "policy"} <= names
+    assert {"lake", "since", "until", "policy", "settings_file", "sigma_rules"} <= names
     assert not any(
         re.search(r"^\s*(def|class) ", "".join(cell["source"]), flags=re.M) for cell in code
     )
@@ -350,10 +350,15 @@ def test_notebook_runs_on_the_samples(falco_lake: Path, tmp_path: Path) -> None:
             "since": "2018-10-01",
             "until": "2018-11-01",
             "policy": str(SEED_POLICIES / "tuned.yaml"),
+            "settings_file": str(FIXTURES / "controls" / "disallowed-user" / "settings.yaml"),
+            "sigma_rules": str(FIXTURES / "sigma"),
         },
     )
     text = out.read_text()
     assert "privileged-pod" in text
+    assert "sigma:6d3f1c2e-9a41-4b8e-8f0a-1c2d3e4f5a61" in text  # the Sigma rules ran
+    assert "not-kubernetes.yml" in text  # and the one that cannot run is named
+    assert "allowed_groups" in text  # the settings it ran with
     assert CANARY not in text
 
 
