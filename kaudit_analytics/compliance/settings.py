@@ -295,7 +295,7 @@ def in_ranges(ip: pl.Expr, cidrs: Iterable[str]) -> pl.Expr:
     --------
     >>> import polars as pl
     >>> df = pl.DataFrame({"ip": ["10.1.2.3", "8.8.8.8", "::1", None]})
-    >>> df.select(in_ranges(pl.col("ip"), ["10.0.0.0/8", "::1"]))["ip"].to_list()
+    >>> df.select(in_ranges(pl.col("ip"), ["10.0.0.0/8", "::1"]).alias("in"))["in"].to_list()
     [True, False, True, False]
     """
     number = _ipv4_number(ip)

@@ -13,7 +13,7 @@ Examples
 >>> end = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 >>> report = build_report(empty_events().lazy(), Window(end - dt.timedelta(days=7), end))
 >>> report.status_counts()
-{'fail': 0, 'not assessable': 25, 'pass': 0}
+{'fail': 0, 'not assessable': 65, 'pass': 0}
 """
 
 from __future__ import annotations
