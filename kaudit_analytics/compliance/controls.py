@@ -226,12 +226,19 @@ def _not_machinery(predicate: pl.Expr) -> pl.Expr:
     return predicate & ~MACHINERY
 
 
-def _pod_spec_author(st: Settings) -> pl.Expr:
-    """Pod specs written by people and workloads, and by controllers outside the platform's
-    namespaces: a controller that creates a privileged pod in ``default`` copies a workload
-    someone wrote (maybe before the window), while kube-proxy's and the CNI's privileged pods
-    in kube-system are the platform."""
-    return ev.POD_SPEC_WRITE & (~MACHINERY | ~_system_namespace(st)) & SUCCEEDED
+_POD_SPEC = ev.POD_SPEC_WRITE & SUCCEEDED
+
+
+def _by_pod_spec_author(names: Tuned) -> Tuned:
+    """``names``, for pod specs written by people and workloads, and by controllers outside
+    the platform's namespaces: a controller that creates a privileged pod in ``default``
+    copies a workload someone wrote (maybe before the window), while kube-proxy's and the
+    CNI's privileged pods in kube-system are the platform. Evaluated after the cheap filter."""
+
+    def author(st: Settings) -> pl.Expr:
+        return pl.when(~MACHINERY | ~_system_namespace(st)).then(ev.tuned(names, st))
+
+    return author
 
 
 def _system_namespace(st: Settings) -> pl.Expr:
@@ -269,11 +276,11 @@ _OBJECT = pl.format(
 
 
 def _exec_classes() -> pl.Expr:
-    return bodies.flag_names(bodies.EXEC_CLASSES[:6], pl.col(ev.COMMAND_COL).str.to_lowercase())
+    return bodies.flag_names(bodies.EXEC_CLASSES[:6], ev.exec_text().str.to_lowercase())
 
 
 def _exec_detail() -> pl.Expr:
-    command = pl.col(ev.COMMAND_COL)
+    command = ev.exec_text()
     kinds = bodies.flag_names(bodies.EXEC_CLASSES, command.str.to_lowercase())
     return pl.when(command.is_not_null()).then(
         pl.concat_str(
@@ -1010,7 +1017,7 @@ _CATALOGUE: tuple[Control, ...] = (
         severity="high",
         clauses=_clauses(pci=("10.2.1.4",), soc2=("CC6.6", "CC7.2")),
         evidence=Grouped(
-            (pl.col(s.CODE) == 403) & pl.col(ev.PUBLIC_COL),
+            pl.col(s.CODE) == 403,
             keys=(s.CLUSTER, ev.IP_COL, "_bucket"),
             having=lambda st: pl.col("_n") >= st.public_denied_burst,
             detail=lambda st: pl.format(
@@ -1021,6 +1028,7 @@ _CATALOGUE: tuple[Control, ...] = (
             ),
             derive=bucket(lambda st: st.flood_window),
             distinct=(s.USER,),
+            refine=lambda st: ev.public_address(pl.col(ev.IP_COL), st),
         ),
         attack=("T1110", "T1613"),
         excludes="private, loopback and settings.trusted_cidrs addresses (denied-burst counts "
@@ -1065,6 +1073,7 @@ _CATALOGUE: tuple[Control, ...] = (
                 ("_404", (pl.col(s.CODE) == 404).fill_null(value=False).cast(pl.Int64)),
             ),
             distinct=(s.REQUEST_URI, "_res"),
+            needs=exprs.IS_DENIED | (pl.col(s.CODE) == 404),
         ),
         attack=("T1069", "T1613"),
         excludes=_MACHINERY_NOTE,
@@ -1253,10 +1262,10 @@ _CATALOGUE: tuple[Control, ...] = (
         clauses=_clauses(pci=("10.2.1.2",), soc2=("CC6.1", "CC6.6")),
         evidence=Grouped(
             pl.col(ev.ACTOR_COL).is_in(("service_account", "node"))
-            & pl.col(ev.PUBLIC_COL)
             & ~(pl.col(s.CODE) == 403).fill_null(value=False),
             keys=(s.CLUSTER, s.USER, ev.IP_COL),
             having=pl.lit(value=True),
+            refine=lambda st: ev.public_address(pl.col(ev.IP_COL), st),
             detail=pl.format(
                 "{} request(s) from public address {}", pl.col("_n"), pl.col(ev.IP_COL)
             ),
@@ -1677,8 +1686,9 @@ _CATALOGUE: tuple[Control, ...] = (
         severity="high",
         clauses=_clauses(cis=("3.2.2",), pci=("10.2.1.2",), soc2=("CC8.1",)),
         evidence=where(
-            lambda st: _system_namespace(st) & ev.NAMESPACED_WRITE & ~MACHINERY & SUCCEEDED,
+            pl.col(s.NAMESPACE).is_not_null() & ev.NAMESPACED_WRITE & ~MACHINERY & SUCCEEDED,
             lambda st: pl.coalesce(_controller_sa(st), _OBJECT),
+            refine=_system_namespace,
         ),
         attack=("T1610", "T1543.005"),
         excludes=_MACHINERY_NOTE + "; leases and Events (heartbeats, not configuration)",
@@ -1768,7 +1778,9 @@ _CATALOGUE: tuple[Control, ...] = (
             pci=("10.2.1.2",),
             soc2=("CC6.8", "CC8.1"),
         ),
-        evidence=Flagged(_pod_spec_author, bodies.flag_names(bodies.POD_FLAGS, _body())),
+        evidence=Flagged(
+            _POD_SPEC, _by_pod_spec_author(bodies.flag_names(bodies.POD_FLAGS, _body()))
+        ),
         attack=("T1611", "T1610"),
         excludes=_POD_SPEC_NOTE,
         covers=_covers(
@@ -1803,7 +1815,7 @@ _CATALOGUE: tuple[Control, ...] = (
         "/var/lib/kubelet, ...).",
         severity="critical",
         clauses=_clauses(cis=("5.2.12",), pci=("10.2.1.2",), soc2=("CC6.8",)),
-        evidence=Flagged(_pod_spec_author, lambda st: bodies.host_paths(_body(), st)),
+        evidence=Flagged(_POD_SPEC, _by_pod_spec_author(lambda st: bodies.host_paths(_body(), st))),
         attack=("T1611",),
         excludes=_POD_SPEC_NOTE,
         covers=_covers(
@@ -1824,7 +1836,9 @@ _CATALOGUE: tuple[Control, ...] = (
         "SYS_MODULE, DAC_READ_SEARCH, ...).",
         severity="high",
         clauses=_clauses(cis=("5.2.8", "5.2.9"), pci=("10.2.1.2",), soc2=("CC6.8",)),
-        evidence=Flagged(_pod_spec_author, lambda st: bodies.added_capabilities(_body(), st)),
+        evidence=Flagged(
+            _POD_SPEC, _by_pod_spec_author(lambda st: bodies.added_capabilities(_body(), st))
+        ),
         attack=("T1611",),
         excludes=_POD_SPEC_NOTE
         + (
@@ -1847,7 +1861,9 @@ _CATALOGUE: tuple[Control, ...] = (
         "settings.allowed_images nor from settings.allowed_registries.",
         severity="medium",
         clauses=_clauses(cis=("5.5.1",), pci=("10.2.1.2",), soc2=("CC7.1", "CC8.1")),
-        evidence=Flagged(_pod_spec_author, lambda st: bodies.disallowed_images(_body(), st)),
+        evidence=Flagged(
+            _POD_SPEC, _by_pod_spec_author(lambda st: bodies.disallowed_images(_body(), st))
+        ),
         attack=("T1525", "T1610"),
         excludes=_POD_SPEC_NOTE
         + "; not assessable until settings.allowed_images or allowed_registries is set",
@@ -1881,7 +1897,7 @@ _CATALOGUE: tuple[Control, ...] = (
         "(pod-security.kubernetes.io/audit-violations) or refused.",
         severity="medium",
         clauses=_clauses(cis=("5.2.1",), soc2=("CC6.8", "CC7.2")),
-        evidence=where(ev.PSA_VIOLATION, ev.PSA_DETAIL),
+        evidence=where(ev.PSA_FOUND.is_not_null(), ev.PSA_FOUND),
         attack=("T1610", "T1611"),
         excludes="nothing: a controller creating a violating pod is reported too (medium), "
         "since the workload it copies is the violation",

@@ -56,11 +56,8 @@ ORDER = (s.REQUEST_TS, s.SOURCE_FILE, s.SOURCE_LINE)
 #: Columns ``prepare`` derives once per slice so that no control recomputes them.
 ACTOR_COL = "_actor"
 LAST_COL = "_last"
-PSA_COL = "_psa"
 MACHINERY_COL = "_machinery"
 IP_COL = "_ip"
-PUBLIC_COL = "_public"
-COMMAND_COL = "_command"
 #: The event columns the controls read; ``prepare`` keeps only these.
 READ_COLUMNS: tuple[str, ...] = (
     *EVIDENCE_INPUT,
@@ -273,9 +270,8 @@ _PSA_VALUE = (
 _PSA_REFUSED = (pl.col(s.CODE) == 403) & pl.col(s.MESSAGE).str.contains(
     "violates PodSecurity", literal=True
 )
-_PSA_FOUND = pl.coalesce(_PSA_VALUE, pl.when(_PSA_REFUSED).then(pl.col(s.MESSAGE)))
-PSA_VIOLATION = pl.col(PSA_COL).is_not_null()
-PSA_DETAIL = pl.col(PSA_COL)
+#: The Pod Security violation text: the admission annotation, or the refusal's message.
+PSA_FOUND = pl.coalesce(_PSA_VALUE, pl.when(_PSA_REFUSED).then(pl.col(s.MESSAGE)))
 
 #: Private, loopback, link-local, shared (CGNAT) and unique-local addresses: never "public".
 PRIVATE_RANGES = (
@@ -383,22 +379,24 @@ class Flagged:
 def first_of_groups(rows: pl.LazyFrame, keys: Sequence[str], extra: list[pl.Expr]) -> pl.LazyFrame:
     """One row per group: the group's earliest event plus the ``extra`` aggregates."""
     carried = [name for name in EVIDENCE_INPUT if name not in keys]
-    return (
-        rows.sort(*ORDER, nulls_last=True)
-        .group_by(list(keys), maintain_order=True)
-        .agg(*[pl.col(name).first() for name in carried], *extra)
-    )
+    # The earliest request of the group; among equal times, the first in reading order (the
+    # frame is in the lake's order). Picking by arg_min spares sorting every matching row.
+    first = pl.col(s.REQUEST_TS).arg_min().fill_null(0)
+    return rows.group_by(list(keys)).agg(*[pl.col(name).get(first) for name in carried], *extra)
 
 
 @dataclass(frozen=True)
 class Grouped:
     """Findings that are groups of requests: one per group that passes ``having``.
 
-    Per slice, the requests matching ``predicate`` get the ``derive`` columns and are grouped
-    by ``keys`` plus the ``distinct`` columns, keeping the first event, the request count
-    (``_n``) and the ``sums``; over all slices the groups are merged by ``keys``: first event,
-    summed counts, and ``_d_<name>`` for the number of distinct values of each ``distinct``
-    column. ``having`` and ``detail`` are then evaluated over the merged groups.
+    Per slice, the requests matching ``predicate`` (then ``refine``, computed on those rows
+    only) get the ``derive`` columns and are grouped by ``keys``, keeping the first event, the
+    request count (``_n``), the ``sums`` and the distinct values of each ``distinct`` column;
+    over all slices the groups are merged by ``keys``: first event, summed counts, and
+    ``_d_<name>`` for the number of distinct values (``_some_<name>`` a few of them).
+    ``having`` and ``detail`` are then evaluated over the merged groups. With ``needs``, a
+    slice keeps only the groups where some request meets it (exact whenever the groups do not
+    straddle two slices, as buckets of a duration that divides a day never do).
     """
 
     predicate: Tuned
@@ -408,31 +406,38 @@ class Grouped:
     derive: Callable[[Settings], list[pl.Expr]] = lambda st: []
     sums: tuple[tuple[str, pl.Expr], ...] = ()
     distinct: tuple[str, ...] = ()
+    refine: Tuned | None = None
+    needs: Tuned | None = None
 
     def partial(self, events: pl.LazyFrame, ctx: Context, /) -> pl.LazyFrame:
-        rows = requests(events, tuned(self.predicate, ctx.settings)).with_columns(
-            *self.derive(ctx.settings), *[expr.alias(name) for name, expr in self.sums]
+        st = ctx.settings
+        refine = None if self.refine is None else tuned(self.refine, st)
+        rows = requests(events, tuned(self.predicate, st), refine).with_columns(
+            *self.derive(st), *[expr.alias(name) for name, expr in self.sums]
         )
-        groups = [*self.keys, *self.distinct]
+        if self.needs is not None:
+            rows = rows.filter(tuned(self.needs, st).fill_null(value=False).any().over(self.keys))
         return first_of_groups(
             rows,
-            groups,
-            [pl.len().cast(pl.Int64).alias("_n"), *[pl.col(n).sum() for n, _ in self.sums]],
+            self.keys,
+            [
+                pl.len().cast(pl.Int64).alias("_n"),
+                *[pl.col(n).sum() for n, _ in self.sums],
+                *[pl.col(d).drop_nulls().unique().alias(f"_dl_{d}") for d in self.distinct],
+            ],
         )
 
     def final(self, partials: pl.LazyFrame, ctx: Context, /) -> pl.LazyFrame:
         st = ctx.settings
+        values = {d: pl.col(f"_dl_{d}").explode().drop_nulls() for d in self.distinct}
         merged = first_of_groups(
             partials,
             self.keys,
             [
                 pl.col("_n").sum(),
                 *[pl.col(n).sum() for n, _ in self.sums],
-                *[pl.col(d).drop_nulls().n_unique().alias(f"_d_{d}") for d in self.distinct],
-                *[
-                    pl.col(d).drop_nulls().unique().sort().head(5).alias(f"_some_{d}")
-                    for d in self.distinct
-                ],
+                *[v.n_unique().alias(f"_d_{d}") for d, v in values.items()],
+                *[v.unique().sort().head(5).alias(f"_some_{d}") for d, v in values.items()],
             ],
         )
         return merged.filter(tuned(self.having, st)).pipe(keep, tuned(self.detail, st))
@@ -475,6 +480,11 @@ _BODY_NEEDED = (
     | (CSR & CREATE)
     | POD_EXEC
 ).fill_null(value=False)
+#: The rows Pod Security admission can annotate (pods and the workloads that template them,
+#: and refusals): their annotations are kept.
+_PSA_POSSIBLE = (
+    (RESOURCE.is_in(("pods", *WORKLOADS)) & CHANGE & NO_SUBRESOURCE) | (pl.col(s.CODE) == 403)
+).fill_null(value=False)
 #: The rows whose response body some control reads (the merged role after a patch).
 _RESPONSE_NEEDED = ROLE_CHANGE.fill_null(value=False)
 # One key per request: hashing (cluster, audit_id) to u64 makes the per-request maximum
@@ -498,10 +508,10 @@ def exec_text() -> pl.Expr:
 
 
 def machinery(settings: Settings) -> pl.Expr:
-    """Control-plane users, nodes, kube-system service accounts and ``trusted_users``."""
-    actor = exprs.actor_kind()
+    """Control-plane users, nodes, kube-system service accounts and ``trusted_users`` (over
+    a prepared frame: it reads ``ACTOR_COL``)."""
     return (
-        actor.is_in(("control_plane", "node")).fill_null(value=False)
+        pl.col(ACTOR_COL).is_in(("control_plane", "node")).fill_null(value=False)
         | _SA_KUBE_SYSTEM.fill_null(value=False)
         | matches_any(pl.col(s.USER), settings.trusted_users)
     )
@@ -516,21 +526,24 @@ def prepare(
     """The events as the controls read them, with the shared columns derived once.
 
     Keeps ``READ_COLUMNS``; keeps a request body only where a control matches on it (pod
-    specs, RBAC writes, Secret creates, ConfigMap, Service and Ingress writes, exec) and a
-    response body only for role writes; adds the decoded exec command (``COMMAND_COL``), the
-    actor kind (``ACTOR_COL``), whether the
-    identity is the cluster's machinery (``MACHINERY_COL``), the client address
-    (``IP_COL``) and whether it is public (``PUBLIC_COL``), whether the row is its request's
-    furthest logged stage (``LAST_COL``) and the Pod Security violation text (``PSA_COL``).
+    specs, RBAC writes, Secret creates, ConfigMap, Service and Ingress writes, exec), a
+    response body only for role writes, and annotations only where Pod Security admission
+    writes them; adds the actor kind (``ACTOR_COL``), whether the identity is the cluster's
+    machinery (``MACHINERY_COL``), the client address (``IP_COL``) and whether the row is its
+    request's furthest logged stage (``LAST_COL``). What only a few rows need (decoding an
+    exec command, whether an address is public) is left to the controls, after their filter.
     """
     st = settings or Settings()
     rows = events if window is None else events.filter(window.contains())
     # Columns other controls (Sigma rules) read; a body they read is kept on every row.
     more = [name for name in dict.fromkeys(extra) if name in s.AUDIT_SCHEMA]
     keep_all = {name for name in more if name in (s.REQUEST_OBJECT, s.RESPONSE_OBJECT)}
-    more = [name for name in more if name not in READ_COLUMNS and name not in keep_all]
+    more = [
+        name
+        for name in more
+        if name not in READ_COLUMNS and name not in keep_all and name != s.ANNOTATIONS
+    ]
     stage = pl.col(s.STAGE).to_physical()
-    ip = pl.col(s.SOURCE_IPS).list.first()
     return rows.select(
         *[
             # Every control compares these with literals; as categoricals that is an integer
@@ -545,15 +558,13 @@ def prepare(
         pl.col(s.RESPONSE_OBJECT)
         if s.RESPONSE_OBJECT in keep_all
         else pl.when(_RESPONSE_NEEDED).then(pl.col(s.RESPONSE_OBJECT)).alias(s.RESPONSE_OBJECT),
-        # Decoding exec commands is costly: once per slice, on exec requests only.
-        pl.when(POD_EXEC.fill_null(value=False)).then(exec_text()).alias(COMMAND_COL),
+        pl.col(s.ANNOTATIONS)
+        if s.ANNOTATIONS in extra
+        else pl.when(_PSA_POSSIBLE).then(pl.col(s.ANNOTATIONS)).alias(s.ANNOTATIONS),
         exprs.actor_kind().alias(ACTOR_COL),
-        machinery(st).alias(MACHINERY_COL),
-        ip.alias(IP_COL),
-        public_address(ip, st).alias(PUBLIC_COL),
+        pl.col(s.SOURCE_IPS).list.first().alias(IP_COL),
         (pl.col(s.AUDIT_ID).is_null() | (stage == stage.max().over(_REQUEST_KEY))).alias(LAST_COL),
-        _PSA_FOUND.alias(PSA_COL),
-    )
+    ).with_columns(machinery(st).alias(MACHINERY_COL))
 
 
 #: What a window remembers for the first-seen controls of the next: who came from where with

@@ -173,10 +173,10 @@ class Incomplete:
             & pl.col(s.AUDIT_ID).is_not_null()
             & ~FAILED_AUTHENTICATION,
         ).select(*EVIDENCE_INPUT, pl.lit(value=False).alias("_edge"))
+        last = pl.col(s.REQUEST_TS).arg_max().fill_null(0)
         ends = (
-            events.sort(*ORDER, nulls_last=True)
-            .group_by(s.CLUSTER)
-            .agg(pl.all().last())
+            events.group_by(s.CLUSTER)
+            .agg(*[pl.col(name).get(last) for name in EVIDENCE_INPUT if name != s.CLUSTER])
             .select(*EVIDENCE_INPUT, pl.lit(value=True).alias("_edge"))
         )
         return pl.concat([candidates, ends])

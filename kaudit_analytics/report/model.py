@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import io
 import itertools
 import os
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,19 @@ def _contiguous(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.rechunk() if frame.n_chunks("all") != [1] * frame.width else frame
 
 
+def _detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy of a small frame that holds no reference to its source's buffers.
+
+    A filter of string columns shares the source's data buffers (string views), so the
+    few findings of a slice would keep the whole slice's strings alive, and memory would
+    grow with every slice. One round trip through Arrow IPC copies just the rows kept.
+    """
+    sink = io.BytesIO()
+    frame.write_ipc(sink)
+    sink.seek(0)
+    return pl.read_ipc(sink)
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
@@ -168,9 +182,9 @@ def slice_parts(
     if broken:
         raise ReportError(f"the window's events could not be counted: {failed[broken[0]]}")
     return SliceParts(
-        parts={name: frame for name, frame in done.items() if name not in shared},
-        counts=done["_counts"],
-        baseline=done["_baseline"],
+        parts={name: _detached(frame) for name, frame in done.items() if name not in shared},
+        counts=_detached(done["_counts"]),
+        baseline=_detached(done["_baseline"]),
         daily=done["_daily"],
         errors=failed,
     )
@@ -453,17 +467,34 @@ def day_slices(window: c.Window) -> tuple[c.Window, ...]:
     return tuple(c.Window(a, b) for a, b in itertools.pairwise(cuts))
 
 
-def _busy_slices(events: pl.LazyFrame, window: c.Window) -> list[c.Window]:
-    """The day slices of the window that hold events (a scan of the date column only)."""
+def _slices(events: pl.LazyFrame, window: c.Window) -> list[c.Window]:
+    """The window cut at whole hours into slices of at most ``SLICE_ROWS`` events (an hour
+    with more is a slice of its own), leaving out the hours without events.
+
+    One pass over the timestamps counts the events per hour. Every stage of a request
+    carries the request's own timestamp, so a request is never split across slices.
+    """
     last = (window.until - dt.timedelta(microseconds=1)).date()
-    dates = set(
-        events.select(s.DATE)
-        .filter(pl.col(s.DATE).is_between(window.since.date(), last))
-        .unique()
-        .collect()[s.DATE]
-        .to_list()
+    hours = (
+        events.select(s.DATE, s.REQUEST_TS)
+        .filter(pl.col(s.DATE).is_between(window.since.date(), last) & window.contains())
+        .group_by(pl.col(s.REQUEST_TS).dt.truncate("1h").alias("_hour"))
+        .agg(pl.len().alias("_n"))
+        .sort("_hour")
+        .collect()
     )
-    return [span for span in day_slices(window) if span.since.date() in dates]
+    cuts: list[c.Window] = []
+    start: dt.datetime | None = None
+    end, size = window.since, 0
+    for hour, count in hours.iter_rows():
+        if start is not None and size + count > SLICE_ROWS:
+            cuts.append(c.Window(max(start, window.since), min(end, window.until)))
+            start, size = None, 0
+        start = hour if start is None else start
+        end, size = hour + dt.timedelta(hours=1), size + count
+    if start is not None:
+        cuts.append(c.Window(max(start, window.since), min(end, window.until)))
+    return cuts
 
 
 def _slice_of(events: pl.LazyFrame, span: c.Window) -> pl.LazyFrame:
@@ -475,9 +506,9 @@ def _slice_of(events: pl.LazyFrame, span: c.Window) -> pl.LazyFrame:
 def _baseline_of(
     events: pl.LazyFrame, window: c.Window, settings: c.Settings
 ) -> tuple[pl.DataFrame, int]:
-    """The baseline rows and the event count of a window, one day at a time."""
+    """The baseline rows and the event count of a window, one slice at a time."""
     rows, size = [], 0
-    for span in _busy_slices(events, window):
+    for span in _slices(events, window):
         prepared = c.prepare(_slice_of(events, span), span, settings)
         found, count = pl.collect_all([c.baseline_rows(prepared), prepared.select(pl.len())])
         rows.append(found)
@@ -485,8 +516,9 @@ def _baseline_of(
     return _concat(rows).unique(), size
 
 
-#: Prepared events gathered before the controls run over them: small days are assessed
-#: together (each run has a fixed cost), a large day alone (memory stays bounded by a day).
+#: Events per slice: the controls run over one slice of the window at a time, so that peak
+#: memory is that of a slice whatever the window's length; quiet hours are gathered into one
+#: slice (each run has a fixed cost), and a busy hour is a slice of its own.
 SLICE_ROWS = 500_000
 
 
@@ -502,24 +534,11 @@ def _assess_window(
     slices: list[SliceParts] = []
     clusters: set[str] = set()
     extra = c.extra_columns(controls)
-    pending: list[pl.DataFrame] = []
-
-    def flush() -> None:
-        if pending:
-            frame = _contiguous(pl.concat(pending) if len(pending) > 1 else pending[0])
-            slices.append(slice_parts(frame.lazy(), ctx, controls))
-            pending.clear()
-
-    for span in _busy_slices(events, window):
-        frame = c.prepare(_slice_of(events, span), span, ctx.settings, extra).collect()
-        if frame.is_empty():
-            continue
+    for span in _slices(events, window):
+        frame = _contiguous(c.prepare(_slice_of(events, span), span, ctx.settings, extra).collect())
         clusters |= set(frame[s.CLUSTER].drop_nulls().unique().to_list())
-        if pending and sum(f.height for f in pending) + frame.height > SLICE_ROWS:
-            flush()
-        pending.append(frame)
+        slices.append(slice_parts(frame.lazy(), ctx, controls))
         del frame
-    flush()
     result, baseline, daily = merge_slices(
         slices, ctx, controls=controls, coverage=coverage, baseline_events=baseline_events
     )
@@ -541,9 +560,10 @@ def build_report(
 
     ``events`` should cover three window lengths back from ``window.until``: the previous
     window is the trend's, and the one before it is the previous window's baseline for the
-    first-seen controls. Each window is assessed one UTC day at a time: only one day of
-    events is in memory at once, and what the window-wide controls need (bursts, gaps,
-    first-seen values) is carried from day to day as small partial results.
+    first-seen controls. Each window is assessed one slice at a time (whole hours, at most
+    ``SLICE_ROWS`` events): only one slice of events is in memory at once, and what the
+    window-wide controls need (bursts, gaps, first-seen values) is carried from slice to
+    slice as small partial results.
 
     Parameters
     ----------
