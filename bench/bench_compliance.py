@@ -116,15 +116,18 @@ def _per_control(lake: Path, since: str, until: str) -> list[tuple[str, float, i
     day_start = dt.datetime.combine(busiest, dt.time(), tzinfo=dt.UTC)
     day = c.Window(day_start, day_start + dt.timedelta(days=1))
     began = time.perf_counter()
-    frame = c.prepare(ka.scan(lake, since=day.since, until=day.until), day).collect().lazy()
+    # Contiguous, as reports assess it (polars panics on multi-chunk string columns).
+    frame = c.prepare(ka.scan(lake, since=day.since, until=day.until), day).collect().rechunk()
+    frame = frame.lazy()
     rows = [(f"prepare one day ({busiest})", time.perf_counter() - began, 0)]
     ctx = c.Context(day, baseline=c.baseline_rows(frame).collect().lazy())
     for ctrl in c.CONTROLS:
         began = time.perf_counter()
-        found = ctrl.evidence.final(ctrl.evidence.partial(frame, ctx), ctx).collect().height
+        query = ctrl.evidence.final(ctrl.evidence.partial(frame, ctx), ctx)
+        found = query.collect(engine="in-memory").height
         rows.append((ctrl.id, time.perf_counter() - began, found))
     began = time.perf_counter()
-    c.observations(frame, day, prepared=True).collect()
+    c.observations(frame, day, prepared=True).collect(engine="in-memory")
     rows.append(("observations (assessability)", time.perf_counter() - began, 0))
     del pl
     return rows

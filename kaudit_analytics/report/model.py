@@ -107,6 +107,12 @@ class SliceParts:
     errors: Mapping[str, str] = field(default_factory=dict)
 
 
+#: The controls run over a slice already in memory with polars' in-memory engine: faster there
+#: than the streaming one (5.8 s against 7.5 s for 65 controls over 488k events), and free of
+#: the streaming engine's panic in string functions (issue 14).
+_ENGINE: Literal["in-memory"] = "in-memory"
+
+
 def _contiguous(frame: pl.DataFrame) -> pl.DataFrame:
     """One chunk per column. polars' streaming engine panics ("assertion failed: i <
     self.len()") evaluating a string function over a filtered frame whose columns hold several
@@ -146,7 +152,7 @@ def _collect_parts(
 ) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     """Collect every query at once; when that fails, one by one, keeping each failure."""
     try:
-        frames = pl.collect_all(list(queries.values()))
+        frames = pl.collect_all(list(queries.values()), engine=_ENGINE)
         return dict(zip(queries, frames, strict=True)), {}
     except _QUERY_ERRORS:
         pass
@@ -154,7 +160,7 @@ def _collect_parts(
     failed: dict[str, str] = {}
     for name, query in queries.items():
         try:
-            done[name] = query.collect()
+            done[name] = query.collect(engine=_ENGINE)
         except _QUERY_ERRORS as error:
             failed[name] = _one_line(error)
     return done, failed
