@@ -78,8 +78,6 @@ from kaudit_analytics.schema import (
 )
 
 __all__ = [
-    "CUBE_PART_MEASURES",
-    "CUBE_RAW_KEYS",
     "OTHER",
     "activity_by_hour_and_weekday",
     "activity_by_namespace_and_user",
@@ -87,11 +85,7 @@ __all__ = [
     "activity_by_user_and_verb",
     "activity_cube",
     "actor_activity",
-    "cube_from_parts",
-    "cube_parts",
     "example_events",
-    "hour_and_weekday_from_parts",
-    "hour_and_weekday_parts",
     "latency_histogram",
     "latency_percentiles",
     "long_running_sessions",
@@ -102,6 +96,9 @@ __all__ = [
     "response_codes",
     "summary",
     "top_talkers",
+    # Not listed: cube_parts/cube_from_parts and hour_and_weekday_parts/_from_parts split two
+    # aggregates into additive parts and a combine step. They are how kaudit_analytics.spark
+    # gets the same totals as this module (one implementation, two engines), not user API.
 ]
 
 #: The label of the bucket that gathers everything past the top N.

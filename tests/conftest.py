@@ -10,6 +10,15 @@ import pytest
 import kaudit_analytics as ka
 from tests.paths import SHARED_SAMPLES
 
+#: Kinds of tests that are always left out of the fast loop (``pytest -m "not slow"``).
+_ALWAYS_SLOW = ("notebook", "spark", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in _ALWAYS_SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def shared_samples() -> Path:

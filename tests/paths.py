@@ -11,4 +11,9 @@ SHARED = REPO.parent / "shared"
 SHARED_SAMPLES = SHARED / "samples"
 SEED_POLICIES = SHARED / "reference" / "seed-policies"
 CAPTURES = SHARED / "reference" / "apiserver-captures"
+#: The project's own fixtures: always present.
 FIXTURES = REPO / "tests" / "fixtures"
+#: Audit policies the tests use: the docs example, Metadata for everything, a tuned one.
+POLICIES = FIXTURES / "policy"
+#: The policy files in ``POLICIES`` (the same policies as ``SEED_POLICIES``, our own copies).
+POLICY_FILES = ("docs-example.yaml", "metadata-all.yaml", "tuned.yaml")

@@ -178,6 +178,7 @@ def test_chart_data_cannot_close_the_script() -> None:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="needs a headless chromium to run the JavaScript")
 def test_many_charts_draw_in_one_window_without_network(tmp_path: Path) -> None:
     # Notebook outputs share one window: every chart must draw, not only the first.

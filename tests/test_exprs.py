@@ -474,8 +474,6 @@ def test_latency_ms() -> None:
 
 # --------------------------------------------------------------------------- real samples
 
-SAMPLES = Path("/work/shared/samples")
-
 # Every identity in panther-analysis/eks_audit.jsonl: actor label -> (kind, provider, principal).
 ADDON_ROLE = (
     "arn:aws:iam::123412341234:role/AWSWesleyClusterManagerLambda-Add-AddonManagerRole-G332QAM69HWF"
@@ -617,8 +615,9 @@ def test_identities_in_cloud_samples(
     identities: dict[str | None, Identity],
     must_see: set[str],
     tmp_path: Path,
+    shared_samples: Path,
 ) -> None:
-    stats = ka.ingest(SAMPLES / source, tmp_path / "lake")
+    stats = ka.ingest(shared_samples / source, tmp_path / "lake")
     assert stats.events_written > 0
     seen = (
         ka.scan(tmp_path / "lake")

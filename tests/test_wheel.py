@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,18 @@ def test_wheel_installs_and_loads_the_bundled_sample(tmp_path: Path) -> None:
         capture_output=True,
     )
     (wheel,) = dist.glob("kaudit_analytics-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    # The data each package reads at run time travels with it.
+    for data in (
+        "kaudit_analytics/py.typed",
+        "kaudit_analytics/sample_logs/audit.log",
+        "kaudit_analytics/policy/catalog/kubernetes-docs.yaml",
+        "kaudit_analytics/report/templates/report.html.j2",
+        "kaudit_analytics/sample/profiles/metadata.yaml",
+        "kaudit_analytics/spark/log4j2.properties",
+    ):
+        assert data in names, f"{data} is missing from the wheel"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
@@ -70,3 +83,10 @@ def test_wheel_installs_and_loads_the_bundled_sample(tmp_path: Path) -> None:
     ).stdout
     assert "0 quarantined" in demo
     assert (tmp_path / "lake" / "events").is_dir()
+    lint = subprocess.run(
+        [str(kaudit), "policy", "lint", "kubernetes-docs"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert lint.returncode in (0, 1), lint.stderr  # findings, not a missing catalogue file

@@ -65,9 +65,9 @@ def _body_parts(events: DataFrame) -> pl.DataFrame:
             frame = typed(pl.DataFrame(pl.from_arrow(batch)), s.AUDIT_SCHEMA)
             yield from out.batches(body_model_parts(frame.lazy()).collect())
 
-    narrow = events.select(*keys, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
+    columns = events.select(*keys, s.REQUEST_OBJECT_BYTES, s.RESPONSE_OBJECT_BYTES)
     summed = (
-        narrow.mapInArrow(per_batch, out.ddl).groupBy(*keys).sum(*BODY_PARTS_SCHEMA.names()[3:])
+        columns.mapInArrow(per_batch, out.ddl).groupBy(*keys).sum(*BODY_PARTS_SCHEMA.names()[3:])
     )
     renamed = summed.toDF(*BODY_PARTS_SCHEMA.names())
     return to_polars(renamed, BODY_PARTS_SCHEMA)

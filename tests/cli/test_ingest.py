@@ -102,6 +102,7 @@ def test_progress_reports_running_totals_per_batch_and_file(tmp_path: Path) -> N
     assert all(a.bytes_read <= b.bytes_read for a, b in itertools.pairwise(seen))
 
 
+@pytest.mark.slow
 def test_progress_line_shows_on_a_terminal_only(tmp_path: Path, log: Path) -> None:
     kaudit = Path(sys.executable).parent / "kaudit"
     args = [str(kaudit), "ingest", str(log), "--lake", str(tmp_path / "lake")]

@@ -19,7 +19,7 @@ from kaudit_analytics import compliance as c
 from kaudit_analytics import schema as s
 from kaudit_analytics.policy import load_policy
 from kaudit_analytics.report import assess
-from tests.paths import SEED_POLICIES
+from tests.paths import POLICIES
 
 UTC = dt.UTC
 #: Monday 2026-11-23 10:00 UTC: inside the default working hours.
@@ -379,7 +379,7 @@ def test_missing_stage_is_not_assessable() -> None:
 
 
 def test_policy_that_cannot_support_a_control_makes_it_not_assessable() -> None:
-    policy = load_policy(SEED_POLICIES / "metadata-all.yaml")
+    policy = load_policy(POLICIES / "metadata-all.yaml")
     coverage = c.policy_coverage(policy, [c.control("privileged-pod")])
     result = _result([event()], "privileged-pod", coverage=coverage)
     assert result.status == "not assessable"
@@ -427,15 +427,13 @@ def test_policy_that_cannot_support_a_control_makes_it_not_assessable() -> None:
     ],
 )
 def test_policy_coverage(policy_file: str, expected: dict[str, str]) -> None:
-    coverage = {
-        row.control: row for row in c.policy_coverage(load_policy(SEED_POLICIES / policy_file))
-    }
+    coverage = {row.control: row for row in c.policy_coverage(load_policy(POLICIES / policy_file))}
     assert set(coverage) == {ctrl.id for ctrl in c.CONTROLS}
     assert {cid: coverage[cid].support for cid in expected} == expected
 
 
 def test_policy_coverage_reason_names_the_probe() -> None:
-    policy = load_policy(SEED_POLICIES / "tuned.yaml")
+    policy = load_policy(POLICIES / "tuned.yaml")
     (row,) = c.policy_coverage(policy, [c.control("pod-exec")])
     assert row.reason == "get pods/exec in default by alice@example.com is not logged at all"
 

@@ -280,6 +280,7 @@ def test_real_sample_matches_the_documented_mapping(
         assert len(unique) == len(ref.rows)
 
 
+@pytest.mark.slow
 def test_all_cloud_samples_at_once_skip_and_quarantine_apart(
     shared_samples: Path, tmp_path: Path
 ) -> None:

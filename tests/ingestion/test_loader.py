@@ -116,6 +116,7 @@ def test_core_group_and_v1alpha1_group_version(shared_samples: Path, tmp_path: P
     assert set(rows.filter(pl.col(s.RESOURCE) == "pods").rows()) == {("pods", "", "v1")}
 
 
+@pytest.mark.slow
 def test_all_shared_samples_load_without_errors(shared_samples: Path, tmp_path: Path) -> None:
     """Every published file goes in at once: what is not an audit event is quarantined, not lost."""
     stats = ka.ingest(shared_samples, tmp_path)

@@ -21,7 +21,7 @@ from kaudit_analytics.policy import (
     request_info,
 )
 from tests.paths import FIXTURES as TEST_FIXTURES
-from tests.paths import SEED_POLICIES
+from tests.paths import POLICIES, POLICY_FILES, SEED_POLICIES
 
 FIXTURES = TEST_FIXTURES / "policy"
 CHECKER = yaml.safe_load((FIXTURES / "checker_cases.yaml").read_text(encoding="utf-8"))
@@ -368,11 +368,19 @@ def test_load_from_path_and_errors(tmp_path: Path) -> None:
     assert issubclass(PolicyError, ValueError)
 
 
-@pytest.mark.parametrize("name", ["docs-example.yaml", "metadata-all.yaml", "tuned.yaml"])
-def test_seed_policies_load(name: str) -> None:
+@pytest.mark.parametrize("name", POLICY_FILES)
+def test_the_test_policies_are_the_shared_seed_policies(name: str) -> None:
+    """The tests use their own copies; where the shared seeds exist, they say the same."""
+    ours = load_policy(POLICIES / name)
+    assert ours.rules
     if not SEED_POLICIES.exists():
-        pytest.skip("shared seed policies are not present")
-    assert load_policy(SEED_POLICIES / name).rules
+        pytest.skip("the shared seed policies are absent on this machine")
+    seed = load_policy(SEED_POLICIES / name)
+    assert (seed.rules, seed.omit_stages, seed.omit_managed_fields) == (
+        ours.rules,
+        ours.omit_stages,
+        ours.omit_managed_fields,
+    )
 
 
 # --- requestinfo_test.go ---------------------------------------------------------------

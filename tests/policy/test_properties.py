@@ -42,7 +42,7 @@ from kaudit_analytics.schema import (
     VERB,
 )
 from kaudit_analytics.testing import events_frame
-from tests.paths import FIXTURES, SEED_POLICIES
+from tests.paths import FIXTURES, POLICIES, POLICY_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -440,12 +440,9 @@ def shared_events(shared_samples: Path, tmp_path_factory: pytest.TempPathFactory
     return ka.scan(lake).collect()
 
 
-SEED = SEED_POLICIES
-
-
 @pytest.mark.parametrize(
     "policy",
-    [FIXED_POLICY, *(load_policy(p) for p in sorted(SEED.glob("*.yaml")))],
+    [FIXED_POLICY, *(load_policy(POLICIES / name) for name in POLICY_FILES)],
     ids=lambda p: p.name,
 )
 def test_policies_agree_on_real_samples(policy: Policy, shared_events: pl.DataFrame) -> None:

@@ -21,7 +21,7 @@ from kaudit_analytics.sample import DEFAULT_START, PROFILES, profile_policy
 from kaudit_analytics.sample.emit import Emitter
 from kaudit_analytics.sample.traffic import requests
 from kaudit_analytics.schema import AUDIT_ID, CODE, EVENT_BYTES, LEVEL, STAGE, VERB
-from tests.paths import SEED_POLICIES
+from tests.paths import POLICIES
 
 REQUESTS = 3000
 START_US = int(DEFAULT_START.timestamp() * 1_000_000) + 9 * 3_600_000_000  # office hours
@@ -38,8 +38,8 @@ CANDIDATES = {
     "gen-metadata": lambda: profile_policy("metadata"),
     "gen-bodies": lambda: profile_policy("bodies"),
     "gen-docs": lambda: profile_policy("docs"),
-    "seed-docs-example": lambda: load_policy(SEED_POLICIES / "docs-example.yaml"),
-    "seed-tuned": lambda: load_policy(SEED_POLICIES / "tuned.yaml"),
+    "seed-docs-example": lambda: load_policy(POLICIES / "docs-example.yaml"),
+    "seed-tuned": lambda: load_policy(POLICIES / "tuned.yaml"),
 }
 
 #: Where the generator and the apiserver source part ways (see the module docstring):
@@ -161,7 +161,7 @@ def test_replaying_the_observed_policy_changes_nothing(
 def test_candidate_logging_more_than_observed_is_a_lower_bound(
     workload: list[object], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    observed = load_policy(SEED_POLICIES / "tuned.yaml")
+    observed = load_policy(POLICIES / "tuned.yaml")
     events = logged(observed, "seed-tuned", workload, tmp_path_factory)
     candidate = load_policy(OBSERVED["metadata"])
     estimate = candidate.estimate_volume(events, observed_policy=observed)

@@ -19,6 +19,8 @@ from kaudit_analytics import report as r
 from tests.compliance.test_compliance import frame
 from tests.report.test_report import SETTINGS, STUB_BUNDLE, WINDOW, scenario_rows
 
+pytestmark = pytest.mark.browser
+
 _NAMES = ("chromium", "chromium-browser", "google-chrome")
 #: What each chart draws: a chart that rendered has these Vega mark groups in its SVG.
 _MARKS = {

@@ -22,7 +22,7 @@ from kaudit_analytics import schema as s
 from kaudit_analytics.cli import main
 from kaudit_analytics.policy import load_policy
 from tests.compliance.test_compliance import PRIVILEGED_POD, event, frame
-from tests.paths import FIXTURES, REPO, SEED_POLICIES
+from tests.paths import FIXTURES, POLICIES, REPO
 
 UTC = dt.UTC
 END = dt.datetime(2026, 11, 23, tzinfo=UTC)
@@ -113,7 +113,7 @@ def scenario_rows() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def scenario() -> r.Report:
-    policy = load_policy(SEED_POLICIES / "docs-example.yaml")
+    policy = load_policy(POLICIES / "docs-example.yaml")
     return r.build_report(
         frame(scenario_rows()),
         WINDOW,
@@ -180,6 +180,7 @@ def test_chart_specs_snapshot(scenario: r.Report, snapshot: SnapshotAssertion) -
     assert r.chart_specs(scenario) == snapshot
 
 
+@pytest.mark.slow
 def test_outputs_are_deterministic(tmp_path: Path) -> None:
     rows = scenario_rows()
     first, second = (r.build_report(frame(rows), WINDOW, settings=SETTINGS) for _ in range(2))
@@ -287,7 +288,7 @@ def test_cli_writes_the_report(falco_lake: Path, tmp_path: Path) -> None:
     statuses = {row["id"]: row["status"] for row in summary["controls"]}
     assert statuses["privileged-pod"] == statuses["pod-exec"] == "fail"
     assert _run(*args, "--fail-on", "critical").exit_code == r.EXIT_FINDINGS
-    policy = str(SEED_POLICIES / "tuned.yaml")
+    policy = str(POLICIES / "tuned.yaml")
     assert _run(*args, "--policy", policy).exit_code == 0
     assert "Policy coverage (tuned.yaml)" in (out / "report.md").read_text()
 
@@ -349,7 +350,7 @@ def test_notebook_runs_on_the_samples(falco_lake: Path, tmp_path: Path) -> None:
             "lake": str(falco_lake),
             "since": "2018-10-01",
             "until": "2018-11-01",
-            "policy": str(SEED_POLICIES / "tuned.yaml"),
+            "policy": str(POLICIES / "tuned.yaml"),
             "settings_file": str(FIXTURES / "controls" / "disallowed-user" / "settings.yaml"),
             "sigma_rules": str(FIXTURES / "sigma"),
         },

@@ -198,6 +198,7 @@ def test_start_moves_the_clock_only() -> None:
     assert default[0]["requestReceivedTimestamp"].startswith("2024-09-10T00:00:")
 
 
+@pytest.mark.slow
 def test_the_committed_sample_is_what_write_sample_builds(tmp_path: Path) -> None:
     stats = write_sample(tmp_path)
     built = {Path(name).name: Path(name).read_bytes() for name in stats.files}
@@ -235,6 +236,7 @@ def test_every_profile_line_is_an_event_as_go_writes_it(profile: str) -> None:
         assert_event_form(line)
 
 
+@pytest.mark.slow
 def test_every_stage_and_level_appears_in_the_sample() -> None:
     events = [json.loads(line) for line in sample_lines()]
     assert {e["stage"] for e in events} == {
@@ -320,6 +322,7 @@ def _requests_seen(lines: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]
     return out
 
 
+@pytest.mark.slow
 def test_same_requests_under_two_policies() -> None:
     # Same profile (traffic mix), two policies: the bundled one and log-everything.
     wide = _requests_seen(
@@ -384,6 +387,7 @@ def test_omit_managed_fields_drops_them_from_bodies() -> None:
     assert not any('"managedFields"' in line for line in omit)
 
 
+@pytest.mark.slow
 def test_large_bodies_are_truncated_like_the_truncate_backend() -> None:
     lines = lines_of(60_000, seed=3, start=OFFICE_HOURS, profile="bodies")
     truncated = [json.loads(line) for line in lines if "audit.k8s.io/truncated" in line]
@@ -430,6 +434,7 @@ def test_people_work_office_hours() -> None:
     assert humans("2024-09-10T10:00:00Z") > 4 * humans("2024-09-10T02:00:00Z")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("profile", "bodies_low", "bodies_high", "bytes_low", "bytes_high"),
     [("metadata", 0.001, 0.02, 700, 1_200), ("bodies", 0.18, 0.4, 1_400, 3_000)],

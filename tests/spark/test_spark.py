@@ -31,6 +31,8 @@ from tests.paths import REPO
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+pytestmark = pytest.mark.spark
+
 POLICY = REPO / "tests" / "fixtures" / "policy" / "property_policy.yaml"
 END = dt.datetime(2024, 9, 13, tzinfo=dt.UTC)
 
