@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 	@echo "==> Updating pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> Installing kaudit-analytics and its dependencies (polars, DuckDB, JupyterLab,"
-	@echo "    PySpark ...): about 1 GB, 2 to 4 minutes on a first run"
-	$(BIN)/python -m pip install --progress-bar on -e ".[dev,notebooks,spark]"
+	@echo "    PySpark, pySigma ...): about 1 GB, 2 to 4 minutes on a first run"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev,notebooks,spark,sigma]"
 	@touch $(STAMP)
 	@echo "==> $(VENV) is ready"
 
