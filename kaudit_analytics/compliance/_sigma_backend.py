@@ -26,21 +26,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from functools import reduce
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn, TypeVar, cast
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
+    ConditionItem,
     ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
 )
 from sigma.conversion.base import Backend
 from sigma.conversion.state import ConversionState
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError, SigmaValueError
+from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import (
+    CompareOperators,
+    SigmaBool,
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaCompareExpression,
@@ -49,6 +55,8 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
     SpecialChars,
     TimestampPart,
 )
@@ -56,6 +64,12 @@ from sigma.types import (
 from kaudit_analytics.compliance import _sigma_fields as f
 
 Pred = Callable[[pl.Expr], pl.Expr]  # a string expression -> a boolean expression
+#: A node of pySigma's condition tree, as ``ConditionItem.args`` holds them.
+Node = ConditionItem | ConditionFieldEqualsValueExpression | ConditionValueExpression | None
+Leaf = ConditionFieldEqualsValueExpression | ConditionValueExpression
+#: pySigma's per-query hook: (rule, output format, index, condition, result) -> result.
+Callback = Callable[[SigmaRule | SigmaCorrelationRule, str | None, int, Any, Any], Any]
+_Value = TypeVar("_Value", bound=SigmaType)
 
 _RE_FLAGS = {
     SigmaRegularExpressionFlag.IGNORECASE: "i",
@@ -70,12 +84,12 @@ _TS_PART: dict[TimestampPart, Callable[[pl.Expr], pl.Expr]] = {
     TimestampPart.MONTH: lambda e: e.dt.month(),
     TimestampPart.YEAR: lambda e: e.dt.year(),
 }
-_CMP: dict[Any, Callable[[pl.Expr, float], pl.Expr]] = {
-    SigmaCompareExpression.CompareOperators.LT: lambda e, n: e < n,
-    SigmaCompareExpression.CompareOperators.LTE: lambda e, n: e <= n,
-    SigmaCompareExpression.CompareOperators.GT: lambda e, n: e > n,
-    SigmaCompareExpression.CompareOperators.GTE: lambda e, n: e >= n,
-    SigmaCompareExpression.CompareOperators.NEQ: lambda e, n: e != n,
+_CMP: dict[CompareOperators, Callable[[pl.Expr, float], pl.Expr]] = {
+    CompareOperators.LT: lambda e, n: e < n,
+    CompareOperators.LTE: lambda e, n: e <= n,
+    CompareOperators.GT: lambda e, n: e > n,
+    CompareOperators.GTE: lambda e, n: e >= n,
+    CompareOperators.NEQ: lambda e, n: e != n,
 }
 
 #: Columns that a keyword (a value without a field) is searched in.
@@ -85,8 +99,15 @@ KEYWORD_COLUMNS = ("request_uri", "user", "user_agent", "message", "request_obje
 COSTLY = 100
 
 
-def _contains_text(cond: Any) -> str | None:
-    """The text of a case-insensitive, ASCII ``field|contains`` leaf, else None."""
+def _leaf_value(cond: Leaf, kind: type[_Value]) -> _Value:
+    """The leaf's value as the type pySigma dispatched on (its annotation says ``SigmaType``)."""
+    value = cond.value
+    assert isinstance(value, kind), f"pySigma passed a {type(value).__name__}, not a {kind}"
+    return value
+
+
+def _contains_leaf(cond: Node) -> tuple[str, str] | None:
+    """The field and text of a case-insensitive, ASCII ``field|contains`` leaf, else None."""
     if not isinstance(cond, ConditionFieldEqualsValueExpression):
         return None
     v = cond.value
@@ -100,8 +121,12 @@ def _contains_text(cond: Any) -> str | None:
         and isinstance(parts[1], str)
         and parts[1].isascii()
     ):
-        return parts[1]
+        return cond.field, parts[1]
     return None
+
+
+def _contains_any(texts: list[str]) -> Pred:
+    return lambda e: e.str.contains_any(texts, ascii_case_insensitive=True)
 
 
 def _false(e: pl.Expr) -> pl.Expr:
@@ -118,30 +143,38 @@ def _string_pred(value: SigmaString, *, cased: bool) -> tuple[Pred, bool]:
     plain = [p for p in parts if isinstance(p, str)]
     specials = [p for p in parts if not isinstance(p, str)]
     if all(p == SpecialChars.WILDCARD_MULTI for p in specials) and len(plain) <= 1:
-        text = plain[0] if plain else ""
-        text = text if cased else text.lower()
-        lead = bool(parts) and parts[0] == SpecialChars.WILDCARD_MULTI
-        trail = bool(parts) and parts[-1] == SpecialChars.WILDCARD_MULTI and len(parts) > 1
         if not specials:
+            text = plain[0] if plain else ""
+            text = text if cased else text.lower()
             return (lambda e: e == text), not cased
         if not plain:  # '*': any value, but the field must be there
             return (lambda e: e.is_not_null()), False
-        if not cased:  # measured: `(?i)` regex beats to_lowercase + literal search 2-5x
-            rx = re.escape(plain[0])
-            rx = rx if lead and trail else f"^{rx}" if trail else f"{rx}$"
-            return (lambda e: e.str.contains(f"(?i){rx}")), False
-        if lead and trail:
-            return (lambda e: e.str.contains(text, literal=True)), False
-        if trail:
-            return (lambda e: e.str.starts_with(text)), False
-        if lead:
-            return (lambda e: e.str.ends_with(text)), False
+        lead = parts[0] == SpecialChars.WILDCARD_MULTI
+        trail = parts[-1] == SpecialChars.WILDCARD_MULTI and len(parts) > 1
+        affix = _affix_pred(plain[0], lead=lead, trail=trail, cased=cased)
+        if affix is not None:
+            return affix, False
     pattern = value.convert(
         escape_char="\\", wildcard_multi=".*", wildcard_single=".", add_escaped=".+?^$[](){}|\\"
     )
     # convert() escapes wildcards in the output with "\" only if they were escaped in the rule.
     flags = "(?s)" if cased else "(?is)"
     return (lambda e: e.str.contains(f"{flags}^(?:{pattern})$")), False
+
+
+def _affix_pred(text: str, *, lead: bool, trail: bool, cased: bool) -> Pred | None:
+    """``x*``, ``*x``, ``*x*`` as a prefix / suffix / substring test; None for other shapes."""
+    if not cased:  # measured: `(?i)` regex beats to_lowercase + literal search 2-5x
+        rx = re.escape(text)
+        rx = rx if lead and trail else f"^{rx}" if trail else f"{rx}$"
+        return lambda e: e.str.contains(f"(?i){rx}")
+    if lead and trail:
+        return lambda e: e.str.contains(text, literal=True)
+    if trail:
+        return lambda e: e.str.starts_with(text)
+    if lead:
+        return lambda e: e.str.ends_with(text)
+    return None
 
 
 def _check_regex(pattern: str) -> None:
@@ -168,14 +201,19 @@ class PolarsBackend(Backend):
         *,
         keyword_columns: Sequence[str] = KEYWORD_COLUMNS,
         collect_errors: bool = False,
-        processing_pipeline: Any = None,
+        processing_pipeline: ProcessingPipeline | None = None,
     ) -> None:
         super().__init__(processing_pipeline=processing_pipeline, collect_errors=collect_errors)
         self.schema = pl.Schema(schema)
         self.keyword_columns = tuple(keyword_columns)
 
     # ------------------------------------------------------------------ rule level
-    def convert_rule(self, rule: SigmaRule, output_format: str | None = None, callback=None):
+    def convert_rule(
+        self,
+        rule: SigmaRule,
+        output_format: str | None = None,
+        callback: Callback | None = None,
+    ) -> list[Any]:
         ls = rule.logsource
         if ls.product != "kubernetes" or ls.service != "audit":
             err = SigmaFeatureNotSupportedByBackendError(
@@ -189,18 +227,30 @@ class PolarsBackend(Backend):
             raise err
         return super().convert_rule(rule, output_format, callback)
 
-    def convert_correlation_rule(self, rule, output_format=None, method=None, callback=None):
+    def convert_correlation_rule(
+        self,
+        rule: SigmaCorrelationRule,
+        output_format: str | None = None,
+        method: str | None = None,
+        callback: Callback | None = None,
+    ) -> list[Any]:
         err = SigmaFeatureNotSupportedByBackendError(
-            f"rule {rule.title!r} is a correlation rule ({rule.type.name.lower()}); the polars backend "
-            "matches single events only: write the threshold as a compliance control",
+            f"rule {rule.title!r} is a correlation rule ({rule.type.name.lower()}); the polars "
+            "backend matches single events only: write the threshold as a compliance control",
             source=rule.source,
         )
         if self.collect_errors:
-            self.errors.append((rule, err))
+            # pySigma annotates `errors` with SigmaRule only, though correlation rules fail too.
+            self.errors.append((rule, err))  # type: ignore[arg-type]
             return []
         raise err
 
-    def _no_correlation(self, rule, *args, **kwargs):  # never reached: see above
+    def _no_correlation(
+        self,
+        rule: SigmaCorrelationRule,
+        output_format: str | None = None,
+        method: str = "default",
+    ) -> NoReturn:  # never reached: see above
         raise SigmaFeatureNotSupportedByBackendError("correlation rules are not supported")
 
     # pySigma 2 declares one abstract method per correlation type.
@@ -215,30 +265,31 @@ class PolarsBackend(Backend):
     convert_correlation_value_percentile_rule = _no_correlation
     convert_correlation_value_median_rule = _no_correlation
 
-    def finalize_query_default(self, rule, query, index, state):
+    def finalize_query_default(
+        self, rule: SigmaRule, query: pl.Expr, index: int, state: ConversionState
+    ) -> pl.Expr:
         return query
 
-    def finalize_output_default(self, queries):
+    def finalize_output_default(self, queries: list[pl.Expr]) -> list[pl.Expr]:
         return queries
+
+    def _convert(self, cond: Node, state: ConversionState) -> pl.Expr:
+        # pySigma's dispatcher returns Any; every convert_condition_* here returns a pl.Expr.
+        return cast(pl.Expr, self.convert_condition(cond, state))
 
     # ------------------------------------------------------------------ boolean tree
     def convert_condition_or(self, cond: ConditionOR, state: ConversionState) -> pl.Expr:
         """OR; ``field|contains: [a, b, c]`` becomes one Aho-Corasick ``contains_any``."""
         groups: dict[str, list[str]] = {}
-        rest = []
+        rest: list[Node] = []
         for a in cond.args:
-            text = _contains_text(a)
-            if text is not None and isinstance(self._target(a.field), f.Col):
-                groups.setdefault(a.field, []).append(text)
+            leaf = _contains_leaf(a)
+            if leaf is not None and isinstance(self._target(leaf[0]), f.Col):
+                groups.setdefault(leaf[0], []).append(leaf[1])
             else:
                 rest.append(a)
-        args = [self.convert_condition(a, state) for a in rest]
-        for field, texts in groups.items():
-            args.append(
-                self._on(
-                    field, lambda e, t=texts: e.str.contains_any(t, ascii_case_insensitive=True)
-                )
-            )
+        args = [self._convert(a, state) for a in rest]
+        args += [self._on(field, _contains_any(texts)) for field, texts in groups.items()]
         return pl.any_horizontal(args) if len(args) > 1 else args[0]
 
     def convert_condition_and(self, cond: ConditionAND, state: ConversionState) -> pl.Expr:
@@ -248,8 +299,8 @@ class PolarsBackend(Backend):
         JSON path (polars evaluates the ``then`` branch on the selected rows only).
         """
         costed = sorted(((self._cost(a), a) for a in cond.args), key=lambda ca: ca[0])
-        cheap = [self.convert_condition(a, state) for c, a in costed if c < COSTLY]
-        costly = [self.convert_condition(a, state) for c, a in costed if c >= COSTLY]
+        cheap = [self._convert(a, state) for c, a in costed if c < COSTLY]
+        costly = [self._convert(a, state) for c, a in costed if c >= COSTLY]
         if cheap and costly:
             return (
                 pl.when(pl.all_horizontal(cheap)).then(pl.all_horizontal(costly)).otherwise(False)
@@ -257,7 +308,7 @@ class PolarsBackend(Backend):
         args = cheap + costly
         return pl.all_horizontal(args) if len(args) > 1 else args[0]
 
-    def _cost(self, cond: Any) -> int:
+    def _cost(self, cond: Node) -> int:
         """A rough cost class: body parsing and keyword search are COSTLY."""
         if isinstance(cond, ConditionValueExpression):
             return COSTLY
@@ -267,17 +318,23 @@ class PolarsBackend(Backend):
             except f.UnmappedFieldError:
                 return 1
             return COSTLY if isinstance(t, f.Json) else 5 if isinstance(t, f.KeyValue) else 1
-        return sum(self._cost(a) for a in getattr(cond, "args", ()))
+        if isinstance(cond, ConditionItem):
+            return sum(self._cost(a) for a in cond.args)
+        return 0
 
     def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> pl.Expr:
-        return ~self.convert_condition(cond.args[0], state)
+        return ~self._convert(cond.args[0], state)
 
-    def convert_condition_as_in_expression(self, cond, state) -> pl.Expr:
+    def convert_condition_as_in_expression(
+        self, cond: ConditionOR | ConditionAND, state: ConversionState
+    ) -> pl.Expr:
         """``field: [a, b, c]`` with plain values: one ``is_in`` instead of three equalities."""
-        field = cond.args[0].field
-        values = [a.value for a in cond.args]
-        if all(isinstance(v, SigmaNumber) for v in values) and self._is_numeric(field):
-            nums = [v.number for v in values]
+        # decide_convert_condition_as_in_expression admitted only leaves of one field.
+        leaves = cast(list[ConditionFieldEqualsValueExpression], cond.args)
+        field = leaves[0].field
+        values = [a.value for a in leaves]
+        nums = [v.number for v in values if isinstance(v, SigmaNumber)]
+        if len(nums) == len(values) and self._is_numeric(field):
             return self._on(field, lambda e: e.is_in(nums), as_string=False)
         cased = any(isinstance(v, SigmaCasedString) for v in values)
         texts = [str(v) if cased else str(v).lower() for v in values]
@@ -306,7 +363,9 @@ class PolarsBackend(Backend):
         dt = self._dtype(field)
         return dt is not None and dt.is_numeric()
 
-    def _on(self, field: str, pred: Pred, *, lower: bool = False, as_string: bool = True):
+    def _on(
+        self, field: str, pred: Pred, *, lower: bool = False, as_string: bool = True
+    ) -> pl.Expr:
         """Apply ``pred`` to the field's value(s): any element of a list, the text of a body path.
 
         ``as_string`` casts non-string columns (code, level, dates) to text first, so that a
@@ -314,8 +373,8 @@ class PolarsBackend(Backend):
         """
         t = self._target(field)
 
-        def prep(e: pl.Expr, dt: pl.DataType | None) -> pl.Expr:
-            if as_string and dt is not None and dt != pl.String:
+        def prep(e: pl.Expr, dt: pl.DataType | DataTypeClass) -> pl.Expr:
+            if as_string and dt != pl.String:
                 e = e.cast(pl.String)
             return e.str.to_lowercase() if lower else e
 
@@ -323,7 +382,8 @@ class PolarsBackend(Backend):
             dt = self.schema[t.name]
             if isinstance(dt, pl.List):
                 inner = dt.inner
-                return _false(pl.col(t.name).list.eval(pred(prep(pl.element(), inner))).list.any())
+                listed = pl.col(t.name).list.eval(pred(prep(pl.element(), inner)))
+                return _false(listed.list.any())
             return _false(pred(prep(pl.col(t.name), dt)))
         if isinstance(t, f.Json):
             # Parse only bodies that contain the path's last key (a literal search is ~50x
@@ -360,59 +420,79 @@ class PolarsBackend(Backend):
         return self._on(field, lambda e: e.is_not_null())
 
     # ------------------------------------------------------------------ field = value
-    def convert_condition_field_eq_val_str(self, cond, state) -> pl.Expr:
-        if list(cond.value.s) == [SpecialChars.WILDCARD_MULTI]:
+    def convert_condition_field_eq_val_str(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        value = _leaf_value(cond, SigmaString)
+        if list(value.s) == [SpecialChars.WILDCARD_MULTI]:
             return self._exists(cond.field)  # SigmaHQ writes `hostPath: '*'` for "exists"
-        pred, lower = _string_pred(cond.value, cased=False)
+        pred, lower = _string_pred(value, cased=False)
         return self._on(cond.field, pred, lower=lower)
 
-    def convert_condition_field_eq_val_str_case_sensitive(self, cond, state) -> pl.Expr:
-        pred, _ = _string_pred(cond.value, cased=True)
+    def convert_condition_field_eq_val_str_case_sensitive(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        pred, _ = _string_pred(_leaf_value(cond, SigmaCasedString), cased=True)
         return self._on(cond.field, pred)
 
-    def convert_condition_field_eq_val_num(self, cond, state) -> pl.Expr:
-        n = cond.value.number
+    def convert_condition_field_eq_val_num(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        n = _leaf_value(cond, SigmaNumber).number
         if self._is_numeric(cond.field):
             return self._on(cond.field, lambda e: e == n, as_string=False)
         return self._on(cond.field, lambda e: e == str(n))
 
-    def convert_condition_field_eq_val_bool(self, cond, state) -> pl.Expr:
-        b = bool(cond.value)
+    def convert_condition_field_eq_val_bool(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        b = bool(_leaf_value(cond, SigmaBool))
         if self._dtype(cond.field) == pl.Boolean:
             return self._on(cond.field, lambda e: e == b, as_string=False)
         return self._on(cond.field, lambda e: e == str(b).lower(), lower=True)
 
-    def convert_condition_field_eq_val_re(self, cond, state) -> pl.Expr:
-        rx: SigmaRegularExpression = cond.value
+    def convert_condition_field_eq_val_re(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        rx = _leaf_value(cond, SigmaRegularExpression)
         flags = "".join(sorted(_RE_FLAGS[fl] for fl in rx.flags))
         pattern = (f"(?{flags})" if flags else "") + str(rx.regexp)
         _check_regex(pattern)
         return self._on(cond.field, lambda e: e.str.contains(pattern))
 
-    def convert_condition_field_eq_val_cidr(self, cond, state) -> pl.Expr:
+    def convert_condition_field_eq_val_cidr(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
         """pySigma's expansion of the network into address-text prefixes, as one regex."""
-        cidr: SigmaCIDRExpression = cond.value
+        cidr = _leaf_value(cond, SigmaCIDRExpression)
         alts = [
             re.escape(p[:-1]) if p.endswith("*") else re.escape(p) + "$" for p in cidr.expand("*")
         ]
         pattern = "(?i)^(?:" + "|".join(alts) + ")"
         return self._on(cond.field, lambda e: e.str.contains(pattern))
 
-    def convert_condition_field_compare_op_val(self, cond, state) -> pl.Expr:
-        cmp: SigmaCompareExpression = cond.value
+    def convert_condition_field_compare_op_val(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        cmp = _leaf_value(cond, SigmaCompareExpression)
         n = cmp.number.number
         op = _CMP[cmp.op]
         return self._on(
             cond.field, lambda e: op(e.cast(pl.Float64, strict=False), n), as_string=False
         )
 
-    def convert_condition_field_eq_val_timestamp_part(self, cond, state) -> pl.Expr:
-        part = _TS_PART[cond.value.timestamp_part]
-        n = cond.value.number
+    def convert_condition_field_eq_val_timestamp_part(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        value = _leaf_value(cond, SigmaTimestampPart)
+        part = _TS_PART[value.timestamp_part]
+        n = value.number
         return self._on(cond.field, lambda e: part(e) == n, as_string=False)
 
-    def convert_condition_field_eq_field(self, cond, state) -> pl.Expr:
-        ref: SigmaFieldReference = cond.value
+    def convert_condition_field_eq_field(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        ref = _leaf_value(cond, SigmaFieldReference)
         a, b = self._target(cond.field), self._target(ref.field)
         if not (isinstance(a, f.Col) and isinstance(b, f.Col)):
             msg = "|fieldref is supported between plain columns only"
@@ -427,19 +507,27 @@ class PolarsBackend(Backend):
             return _false(x.str.ends_with(y))
         return _false(x == y)
 
-    def convert_condition_field_eq_val_null(self, cond, state) -> pl.Expr:
+    def convert_condition_field_eq_val_null(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
         t = self._target(cond.field)
         if isinstance(t, f.Col) and isinstance(self.schema[t.name], pl.List):
             return pl.col(t.name).is_null() | (pl.col(t.name).list.len() == 0)
         return ~self._exists(cond.field)
 
-    def convert_condition_field_exists(self, cond, state) -> pl.Expr:
+    def convert_condition_field_exists(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
         return self._exists(cond.field)
 
-    def convert_condition_field_not_exists(self, cond, state) -> pl.Expr:
+    def convert_condition_field_not_exists(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> pl.Expr:
         return ~self._exists(cond.field)
 
-    def convert_condition_field_eq_query_expr(self, cond, state):
+    def convert_condition_field_eq_query_expr(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> NoReturn:
         msg = "query-expression placeholders are not supported by the polars backend"
         raise SigmaFeatureNotSupportedByBackendError(msg)
 
@@ -449,8 +537,10 @@ class PolarsBackend(Backend):
         tests = [_false(pred(pl.col(c).str.to_lowercase() if lower else pl.col(c))) for c in cols]
         return pl.any_horizontal(tests)
 
-    def convert_condition_val_str(self, cond: ConditionValueExpression, state) -> pl.Expr:
-        v: SigmaString = cond.value
+    def convert_condition_val_str(
+        self, cond: ConditionValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        v = _leaf_value(cond, SigmaString)
         if not (
             v.startswith(SpecialChars.WILDCARD_MULTI) and v.endswith(SpecialChars.WILDCARD_MULTI)
         ):
@@ -458,16 +548,22 @@ class PolarsBackend(Backend):
         pred, lower = _string_pred(v, cased=isinstance(cond.value, SigmaCasedString))
         return self._keywords(pred, lower)
 
-    def convert_condition_val_num(self, cond, state) -> pl.Expr:
-        text = str(cond.value.number)
+    def convert_condition_val_num(
+        self, cond: ConditionValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        text = str(_leaf_value(cond, SigmaNumber).number)
         return self._keywords(lambda e: e.str.contains(text, literal=True), False)
 
-    def convert_condition_val_re(self, cond, state) -> pl.Expr:
-        pattern = str(cond.value.regexp)
+    def convert_condition_val_re(
+        self, cond: ConditionValueExpression, state: ConversionState
+    ) -> pl.Expr:
+        pattern = str(_leaf_value(cond, SigmaRegularExpression).regexp)
         _check_regex(pattern)
         return self._keywords(lambda e: e.str.contains(pattern), False)
 
-    def convert_condition_query_expr(self, cond, state):
+    def convert_condition_query_expr(
+        self, cond: ConditionValueExpression, state: ConversionState
+    ) -> NoReturn:
         msg = "query expressions are not supported by the polars backend"
         raise SigmaFeatureNotSupportedByBackendError(msg)
 
