@@ -7,11 +7,22 @@ LAKE   ?= build/demo-lake
 
 .PHONY: demo test lint lab bench report sample browser java clean
 
+# The first run installs everything (a few minutes): each step says what it does, and pip
+# shows what it fetches.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "kaudit-analytics needs Python 3.11 or newer; '$(PYTHON)' is" \
+	    "$$($(PYTHON) --version 2>&1 || echo 'not installed'): run make PYTHON=python3.12 $(MAKECMDGOALS)"; \
+	  exit 1; }
+	@echo "==> Creating the virtualenv $(VENV) with $$($(PYTHON) --version 2>&1)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> Updating pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,notebooks,spark]"
-	touch $(STAMP)
+	@echo "==> Installing kaudit-analytics and its dependencies (polars, DuckDB, JupyterLab,"
+	@echo "    PySpark, pySigma ...): about 1 GB, 2 to 4 minutes on a first run"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev,notebooks,spark,sigma]"
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 ## demo: load the bundled sample into $(LAKE) and show what it holds
 demo: $(STAMP)
@@ -41,15 +52,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## lab: JupyterLab on notebooks/, with this project's kernel and the demo lake loaded
+# Containers run as root, which JupyterLab refuses unless told; LAB_ARGS adds options
+# (e.g. LAB_ARGS="--ip=0.0.0.0 --no-browser" to reach it from outside a container).
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: demo
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	@echo "==> JupyterLab on notebooks/ (the demo lake is $(LAKE)); Ctrl-C twice to stop"
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ROOT) $(LAB_ARGS)
 
 ## report: the compliance notebook on the bundled sample, as build/compliance_report.html
 report: demo
 	$(BIN)/papermill notebooks/compliance_report.ipynb build/compliance_report.ipynb \
 	  -p lake $(abspath $(LAKE)) -p since 7d -p until 2024-09-13 --no-progress-bar
-	$(BIN)/jupyter nbconvert --to html --no-input build/compliance_report.ipynb --output-dir build \
-	  --HTMLExporter.require_js_url= --HTMLExporter.mathjax_url=  # no CDN scripts: it opens offline
+	@# One page, the Vega libraries inlined once, no CDN script: it opens offline.
+	$(BIN)/python -c "from kaudit_analytics.charts import export_notebook; \
+	  export_notebook('build/compliance_report.ipynb', 'build/compliance_report.html')"
 
 ## sample: rebuild the committed sample (data/sample) and its packaged copy
 sample: $(STAMP)

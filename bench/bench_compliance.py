@@ -1,14 +1,17 @@
-"""Compliance report benchmark: every control over a 2 M-event lake, 7-day window.
+"""Compliance report benchmark: every control over a 2 M-event lake, and peak memory to 16 M.
 
-Usage: ``python bench/bench_compliance.py [LAKE]``. Without ``LAKE`` it generates 2 M events
-with ``kaudit_analytics.sample`` (profile ``metadata``, seed 7) and ingests them into
+Usage: ``python bench/bench_compliance.py [LAKE]`` or ``python bench/bench_compliance.py
+--sizes 2000000,4000000,8000000,16000000``. Without ``LAKE`` it generates 2 M events with
+``kaudit_analytics.sample`` (profile ``metadata``, seed 7) and ingests them into
 ``bench/out/compliance-lake`` once, then reuses it. Prints a Markdown section: each step is
 a fresh process (wall time, CPU time, peak RSS from ``wait4``), median of three runs, and a
-per-control breakdown of the evidence queries over the prepared window.
+per-control breakdown of the evidence queries over one prepared day.
 
-The window ends at the midnight after the lake's last event and is 7 days long, so it holds
-every event of the lake; the report also assesses the previous 7 days (the trend) and reads
-the 7 before those (the first-seen baseline).
+The window ends at the midnight after the lake's last event and holds every event of the
+lake (the generator writes at a fixed rate, so a larger corpus spans more days); the report
+also assesses the previous window (the trend) and reads the one before (the first-seen
+baseline). Reports are assessed one UTC day at a time, so peak memory should stay flat as
+the corpus grows: the ``--sizes`` table shows it.
 """
 
 from __future__ import annotations
@@ -28,19 +31,23 @@ EVENTS = 2_000_000
 REPEAT = 3
 
 
-def _lake(argv: list[str]) -> Path:
+def _lake(argv: list[str], events: int = EVENTS) -> Path:
     if argv:
         return Path(argv[0])
     import kaudit_analytics as ka
     from kaudit_analytics.sample import generate
 
-    lake = HERE / "out" / "compliance-lake"
+    name = "compliance-lake" if events == EVENTS else f"compliance-lake-{events}"
+    lake = HERE / "out" / name
     if not (lake / "events").is_dir():
-        log = HERE / "out" / f"compliance-{EVENTS}.log"
+        # Larger corpora are written gzipped: 16 M events are ~11 GB of JSON.
+        big = events > EVENTS
+        log = HERE / "out" / f"compliance-{events}.log{'.gz' if big else ''}"
         log.parent.mkdir(parents=True, exist_ok=True)
         if not log.exists():
-            generate(log, events=EVENTS, seed=7, profile="metadata")
+            generate(log, events=events, seed=7, profile="metadata", compress=big)
         ka.ingest([log], lake)
+        log.unlink()  # multi-GB; the lake is what the benchmark reads
     return lake
 
 
@@ -50,9 +57,11 @@ def _window(lake: Path) -> tuple[str, str]:
     import kaudit_analytics as ka
     from kaudit_analytics.schema import REQUEST_TS
 
-    last = ka.scan(lake).select(pl.col(REQUEST_TS).max()).collect().item()
+    span = ka.scan(lake).select(pl.col(REQUEST_TS).min().alias("a"), pl.col(REQUEST_TS).max())
+    first, last = span.collect().row(0)
     until = dt.datetime.combine(last.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    return (until - dt.timedelta(days=7)).isoformat(), until.isoformat()
+    days = max(7, (until.date() - first.date()).days)
+    return (until - dt.timedelta(days=days)).isoformat(), until.isoformat()
 
 
 def _child(step: str, lake: str, since: str, until: str) -> None:
@@ -89,27 +98,71 @@ def _measure(argv: list[str]) -> dict[str, float]:
 
 
 def _per_control(lake: Path, since: str, until: str) -> list[tuple[str, float, int]]:
+    """Each control's ``partial`` over the window's busiest prepared day."""
+    import polars as pl
+
     import kaudit_analytics as ka
     from kaudit_analytics import compliance as c
+    from kaudit_analytics.schema import DATE
 
     window = c.Window(dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until))
+    busiest = (
+        ka.scan(lake, since=window.since, until=window.until)
+        .group_by(DATE)
+        .len()
+        .sort("len")
+        .collect()[DATE][-1]
+    )
+    day_start = dt.datetime.combine(busiest, dt.time(), tzinfo=dt.UTC)
+    day = c.Window(day_start, day_start + dt.timedelta(days=1))
     began = time.perf_counter()
-    frame = c.prepare(ka.scan(lake), window).collect().lazy()
-    rows = [("prepare (scan, derive, collect)", time.perf_counter() - began, 0)]
-    ctx = c.Context(window, baseline=frame)
+    # Contiguous, as reports assess it (polars panics on multi-chunk string columns).
+    frame = c.prepare(ka.scan(lake, since=day.since, until=day.until), day).collect().rechunk()
+    frame = frame.lazy()
+    rows = [(f"prepare one day ({busiest})", time.perf_counter() - began, 0)]
+    ctx = c.Context(day, baseline=c.baseline_rows(frame).collect().lazy())
     for ctrl in c.CONTROLS:
         began = time.perf_counter()
-        found = c.control_evidence(frame, ctrl, ctx, prepared=True).collect().height
+        query = ctrl.evidence.final(ctrl.evidence.partial(frame, ctx), ctx)
+        found = query.collect(engine="in-memory").height
         rows.append((ctrl.id, time.perf_counter() - began, found))
     began = time.perf_counter()
-    c.observations(frame, window, prepared=True).collect()
+    c.observations(frame, day, prepared=True).collect(engine="in-memory")
     rows.append(("observations (assessability)", time.perf_counter() - began, 0))
+    del pl
     return rows
+
+
+def _memory_curve(sizes: list[int]) -> list[str]:
+    """Peak RSS of a whole report (fresh process) against corpus size, one run each."""
+    me = [sys.executable, str(Path(__file__).resolve()), "--child"]
+    lines = [
+        "Peak memory of `report_from_lake` against corpus size (one fresh process each; the "
+        "window holds the whole corpus):",
+        "",
+        "| events | window | wall | peak RSS | vs the first |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    first = None
+    for size in sizes:
+        lake = _lake([], size)
+        since, until = _window(lake)
+        run = _measure([*me, "build", str(lake), since, until])
+        first = first or run["rss"]
+        days = (dt.datetime.fromisoformat(until) - dt.datetime.fromisoformat(since)).days
+        lines.append(
+            f"| {int(run['events']):,} | {days} days | {run['wall']:.1f} s | "
+            f"{run['rss']:,.0f} MiB | {run['rss'] / first:.2f}x |"
+        )
+    return lines
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         _child(*sys.argv[2:6])
+        return
+    if sys.argv[1:2] == ["--sizes"]:
+        print("\n".join(_memory_curve([int(n) for n in sys.argv[2].split(",")])))
         return
     lake = _lake(sys.argv[1:])
     since, until = _window(lake)
@@ -132,11 +185,12 @@ def main() -> None:
             f"{med['wall']:.2f} s | {med['build']:.2f} s | {med['cpu']:.2f} s | "
             f"{med['rss']:,.0f} MiB |"
         )
-    lines += ["", "Per control, over the prepared window (one run, in-process):", ""]
+    lines += ["", "Per control, over the busiest prepared day (one run, in-process):", ""]
     lines += ["| query | seconds | findings |", "|---|---:|---:|"]
     lines += [
         f"| {name} | {sec:.2f} | {n:,} |" for name, sec, n in _per_control(lake, since, until)
     ]
+    lines += ["", *_memory_curve([EVENTS, 2 * EVENTS, 4 * EVENTS, 8 * EVENTS])]
     print("\n".join(lines))
 
 

@@ -32,9 +32,13 @@ class Run:
 
 
 def _measure(argv: list[str], env: dict[str, str] | None = None) -> Run:
-    """Wall time and peak RSS of one child process (its own rusage, via wait4)."""
+    """Wall time and peak RSS of one child process (its own rusage, via wait4).
+
+    Children run outside the repository: ``python -c`` puts the working folder first on the
+    path, which would shadow a baseline's source tree given in ``PYTHONPATH``.
+    """
     began = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env, cwd=OUT)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - began
     if os.waitstatus_to_exitcode(status) != 0:
@@ -43,12 +47,14 @@ def _measure(argv: list[str], env: dict[str, str] | None = None) -> Run:
     return Run(seconds, usage.ru_maxrss * 1024)
 
 
-def _median(argv: list[str], repeat: int, before: object = None) -> Run:
+def _median(
+    argv: list[str], repeat: int, before: object = None, env: dict[str, str] | None = None
+) -> Run:
     runs = []
     for _ in range(repeat):
         if callable(before):
             before()
-        runs.append(_measure(argv))
+        runs.append(_measure(argv, env))
     return Run(
         statistics.median(r.seconds for r in runs), statistics.median(r.peak_rss for r in runs)
     )
@@ -125,12 +131,41 @@ schema = {{"auditID": pl.String, "stage": pl.String, "level": pl.String, "verb":
 """
 
 
+#: The last commit whose loader wrote the folder lake (one writer at a time, behind a lock):
+#: measured beside the table, from its own source tree.
+BASELINE_REV = "3f840fc"
+
+
+def _baseline(rev: str) -> Path | None:
+    """The folder-lake loader's source tree (``git archive`` of ``rev``), or None without git."""
+    tree = OUT / f"baseline-{rev}"
+    if not (tree / "kaudit_analytics").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev, "kaudit_analytics"],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            print(f"no baseline: git archive {rev} failed", flush=True)
+            return None
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
+
+
+def _kaudit(baseline: Path | None = None) -> list[str]:
+    """The `kaudit` command of this tree, or of the baseline's source tree."""
+    if baseline is None:
+        return [str(Path(PY).parent / "kaudit")]
+    return [PY, "-c", "from kaudit_analytics.cli import main; main()"]
+
+
 def _fresh(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.unlink(missing_ok=True) if path.is_file() else None
 
 
-def bench_loader(corpora: dict[str, Path], repeat: int) -> list[str]:
+def bench_loader(corpora: dict[str, Path], repeat: int, baseline: Path | None) -> list[str]:
     rows = [
         "| corpus | events | JSON | approach | seconds | events/s | peak RSS | vs kaudit |",
         "|---|---|---|---|---|---|---|---|",
@@ -139,17 +174,32 @@ def bench_loader(corpora: dict[str, Path], repeat: int) -> list[str]:
         events = sum(1 for _ in path.open("rb"))
         lake = OUT / f"lake-{name}"
         ours = _median(
-            [str(Path(PY).parent / "kaudit"), "ingest", str(path), "--lake", str(lake)],
+            [*_kaudit(), "ingest", str(path), "--lake", str(lake)],
             repeat,
             before=lambda lake=lake: _fresh(lake),
+        )
+        folder = (
+            _median(
+                [*_kaudit(baseline), "ingest", str(path), "--lake", str(lake)],
+                repeat,
+                before=lambda lake=lake: _fresh(lake),
+                env={**os.environ, "PYTHONPATH": str(baseline)},
+            )
+            if baseline is not None
+            else None
         )
         dst = OUT / "alt.parquet"
         duck = _median([PY, "-c", _DUCKDB.format(src=path, dst=dst)], repeat)
         lines = _median([PY, "-c", _DUCKDB_LINES.format(src=path, dst=dst)], repeat)
         polars = _median([PY, "-c", _POLARS.format(src=path, dst=dst)], repeat)
         size = path.stat().st_size
-        for label, run in (
+        approaches = [
             ("**kaudit ingest** (complete schema, dedupe, quarantine, redaction)", ours),
+            *(
+                [(f"kaudit ingest into the folder lake (loader of `{BASELINE_REV}`)", folder)]
+                if folder is not None
+                else []
+            ),
             ("DuckDB `read_ndjson` → Parquet (no line length, no quarantine)", duck),
             (
                 "DuckDB whole lines + `json_transform` (same columns, no line numbers, "
@@ -157,7 +207,8 @@ def bench_loader(corpora: dict[str, Path], repeat: int) -> list[str]:
                 lines,
             ),
             ("polars `scan_ndjson` → Parquet (bodies unusable, no quarantine)", polars),
-        ):
+        ]
+        for label, run in approaches:
             rows.append(
                 f"| {name} | {events:,} | {size / 1e9:.2f} GB | {label} | {run.seconds:.1f} | "
                 f"{events / run.seconds:,.0f} | {run.peak_rss / 2**30:.2f} GiB | "
@@ -172,7 +223,7 @@ def bench_rss_curve(sizes: list[int]) -> list[str]:
         path = _corpus(f"meta-{n}", n, "metadata")
         lake = OUT / "lake-curve"
         _fresh(lake)
-        run = _measure([str(Path(PY).parent / "kaudit"), "ingest", str(path), "--lake", str(lake)])
+        run = _measure([*_kaudit(), "ingest", str(path), "--lake", str(lake)])
         rows.append(
             f"| {n:,} | {path.stat().st_size / 1e9:.2f} GB | {run.seconds:.1f} | "
             f"{n / run.seconds:,.0f} | {run.peak_rss / 2**30:.2f} GiB |"
@@ -207,14 +258,21 @@ def bench_queries(lake: Path, corpus: Path, repeat: int) -> list[str]:
     ]
 
 
-def bench_others(lake: Path) -> list[str]:
+def bench_others(
+    lake: Path, corpus: Path, baseline: Path | None, *, quick: bool = False
+) -> list[str]:
     """The analyses' own benchmark scripts, each printing a Markdown section."""
+    lake_args = ["--corpus", str(corpus), *(["--baseline", str(baseline)] if baseline else [])]
+    if quick:
+        lake_args += ["--repeat", "1", "--spark-events", "40000", "--hourly-events", "48000"]
     sections = []
     for script in sorted(HERE.glob("bench_*.py")):
         print(f"running {script.name} …", flush=True)
         args = (
             ["--lake", str(lake), "--notebook"] if script.stem == "bench_explore" else [str(lake)]
         )
+        if script.stem == "bench_lake":
+            args += lake_args
         done = subprocess.run([PY, str(script), *args], capture_output=True, text=True, check=False)
         body = (
             done.stdout.strip() if done.returncode == 0 else f"failed:\n\n```\n{done.stderr}\n```"
@@ -232,6 +290,9 @@ def _machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small corpora, one run each")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the folder-lake loader's figures"
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     scale = 20 if args.quick else 1
@@ -240,23 +301,16 @@ def main() -> None:
         "Metadata-heavy": _corpus(f"meta-{2_000_000 // scale}", 2_000_000 // scale, "metadata"),
         "RequestResponse-heavy": _corpus(f"bodies-{500_000 // scale}", 500_000 // scale, "bodies"),
     }
-    loader = bench_loader(corpora, repeat)
+    baseline = None if args.no_baseline else _baseline(BASELINE_REV)
+    loader = bench_loader(corpora, repeat, baseline)
     lake = OUT / "lake-Metadata-heavy"
     _fresh(lake)
-    _measure(
-        [
-            str(Path(PY).parent / "kaudit"),
-            "ingest",
-            str(corpora["Metadata-heavy"]),
-            "--lake",
-            str(lake),
-        ]
-    )
+    _measure([*_kaudit(), "ingest", str(corpora["Metadata-heavy"]), "--lake", str(lake)])
     queries = bench_queries(lake, corpora["Metadata-heavy"], repeat)
     curve = bench_rss_curve(
         [n // scale for n in (500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000)]
     )
-    others = bench_others(lake)
+    others = bench_others(lake, corpora["Metadata-heavy"], baseline, quick=args.quick)
     text = "\n".join(
         [
             f"Machine: {_machine()}. Command: `make bench` (`python bench/run.py"

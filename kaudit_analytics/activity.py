@@ -85,6 +85,7 @@ __all__ = [
     "activity_by_user_and_verb",
     "activity_cube",
     "actor_activity",
+    "busiest",
     "example_events",
     "latency_histogram",
     "latency_percentiles",
@@ -102,7 +103,7 @@ __all__ = [
 ]
 
 #: The label of the bucket that gathers everything past the top N.
-OTHER = "(other)"
+OTHER = exprs.OTHER
 _NONE = "(none)"
 _CLUSTER_SCOPED = "(cluster-scoped)"
 _NON_RESOURCE = "(non-resource)"
@@ -1058,6 +1059,45 @@ def top_talkers(events: pl.LazyFrame, *, by: Measure = "requests", top: int = 15
             pl.col(*_CUBE_MEASURES).sum(),
         )
         .sort(pl.col("actor") == OTHER, pl.col(by), "actor", descending=[False, True, False])
+    )
+
+
+#: What ``busiest`` ranks: the keys of ``activity_cube``.
+Dimension = Literal["actor", "verb", "resource_key", "namespace"]
+
+
+def busiest(
+    events: pl.LazyFrame, *, by: Dimension = "actor", measure: Measure = "requests", top: int = 10
+) -> pl.LazyFrame:
+    """The ``top`` busiest actors, verbs, resources or namespaces, plus one ``"(other)"`` row.
+
+    Columns: the key (named ``by``), ``requests``, ``events``, ``bytes``, ``writes``,
+    ``denied`` and ``share`` (of all the ``measure``), heaviest first by ``measure`` with
+    the other bucket last. Resources are spelled as kubectl does (``deployments.apps``,
+    ``pods/exec``). ``events`` may be an ``activity_cube`` instead.
+
+    Examples
+    --------
+    >>> from kaudit_analytics import activity
+    >>> activity.busiest(activity.example_events(), by="verb", top=2).collect()
+    shape: (3, 7)
+    ┌─────────┬──────────┬────────┬───────┬────────┬────────┬──────────┐
+    │ verb    ┆ requests ┆ events ┆ bytes ┆ writes ┆ denied ┆ share    │
+    │ ---     ┆ ---      ┆ ---    ┆ ---   ┆ ---    ┆ ---    ┆ ---      │
+    │ str     ┆ u32      ┆ u32    ┆ i64   ┆ u32    ┆ u32    ┆ f64      │
+    ╞═════════╪══════════╪════════╪═══════╪════════╪════════╪══════════╡
+    │ create  ┆ 2        ┆ 4      ┆ 2400  ┆ 2      ┆ 0      ┆ 0.333333 │
+    │ get     ┆ 2        ┆ 2      ┆ 900   ┆ 0      ┆ 0      ┆ 0.333333 │
+    │ (other) ┆ 2        ┆ 3      ┆ 1400  ┆ 1      ┆ 1      ┆ 0.333333 │
+    └─────────┴──────────┴────────┴───────┴────────┴────────┴──────────┘
+    """
+    per_key = _as_cube(events).group_by(by).agg(pl.col(*_CUBE_MEASURES).sum())
+    return (
+        _relabel(per_key, _top_keys(per_key, by, top, pl.col(measure).sum()), by)
+        .group_by(by)
+        .agg(pl.col(*_CUBE_MEASURES).sum())
+        .with_columns((pl.col(measure) / pl.col(measure).sum()).fill_nan(None).alias("share"))
+        .sort(pl.col(by) == OTHER, pl.col(measure), by, descending=[False, True, False])
     )
 
 

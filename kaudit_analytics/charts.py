@@ -6,21 +6,21 @@ is inlined in its spec. Importing this module registers and enables the ``kaudit
 
 Offline use (air-gapped clusters are common, so no chart may fetch a script):
 
-* In JupyterLab, call ``enable_offline_rendering()`` once. Altair 6's default renderer
-  writes HTML that loads vega, vega-lite and vega-embed from a CDN, and JupyterLab 4's
-  built-in Vega renderer only knows Vega-Lite up to v5. Altair's own offline paths are the
-  ``jupyter`` renderer with ``offline=True`` (needs ``anywidget`` and a live kernel: its
-  outputs hold no spec once saved) and the ``inline`` HTML template, which is meant for one
-  chart per page: in a notebook every output shares one window, so the second chart's
-  top-level ``const spec`` (and the bundle's own top-level ``const``) are redeclarations
-  and it never draws. The ``kaudit-offline`` renderer registered here embeds the bundle
-  that ``vl-convert-python`` builds (vega, vega-lite, vega-embed; ~0.9 MB per output,
-  evaluated once per window) and the spec inside function scopes, so any number of charts
-  render, offline, in JupyterLab, in nbconvert HTML and in saved notebooks.
-* To a file, ``save_html(chart, path)`` writes one self-contained page the same way.
-  (``chart.save(path, inline=True)`` also inlines the libraries with ``vl-convert-python``,
-  but pastes the spec unescaped into the script: a ``</script>`` inside the data, such as an
-  attacker's user agent, would end it.)
+* In JupyterLab, call ``enable_offline_rendering()`` once: each chart's output is then its
+  Vega spec under ``application/vnd.vega.v5+json``, which JupyterLab's built-in renderer
+  draws (a few kB per chart, data included). JupyterLab 4 bundles Vega 5 and Vega-Lite 5
+  while altair 6 writes Vega-Lite 6, so ``to_vega`` compiles each chart with the installed
+  altair's exact Vega-Lite version (vl-convert, in process); Vega 6 changed packaging, not
+  the spec, so Vega 5 draws it. Altair's own choices each fail one way: its default
+  renderer loads the libraries from a CDN, its ``mimetype`` renderer writes Vega-Lite 6
+  that JupyterLab cannot draw, and its inline HTML stores ~0.9 MB of JavaScript per chart
+  (an 8 MB notebook for ten charts).
+* To a file, ``save_html(chart, path)`` writes one self-contained page (the libraries,
+  from vl-convert, inlined once), and ``export_notebook(ipynb, html)`` writes an executed
+  notebook as one page with the libraries inlined once, whatever the number of charts.
+  (``chart.save(path, inline=True)`` also inlines the libraries, but pastes the spec
+  unescaped into the script: a ``</script>`` inside the data, such as an attacker's user
+  agent, would end it.)
 
 The spec goes into the page as JSON with ``<``, ``>`` and ``&`` escaped, so strings from
 the audit log cannot close the script element.
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import re
 from functools import cache
 from importlib import import_module
 from pathlib import Path
@@ -47,13 +47,15 @@ from typing import Any, Literal
 import altair as alt
 import polars as pl
 
-from kaudit_analytics.exprs import ACTOR_KINDS
+from kaudit_analytics.exprs import ACTOR_KINDS, OTHER
 from kaudit_analytics.schema import CODE, LEVELS, NAMESPACE, VERB, VERBS
 
 __all__ = [
     "MAX_ROWS",
+    "VEGA_MIME",
     "activity_dashboard",
     "enable_offline_rendering",
+    "export_notebook",
     "hour_weekday_heatmap",
     "latency_distribution",
     "latency_percentiles_chart",
@@ -69,6 +71,7 @@ __all__ = [
     "rule_share_chart",
     "save_html",
     "suggestion_chart",
+    "to_vega",
     "top_talkers_chart",
     "verb_user_heatmap",
 ]
@@ -86,6 +89,9 @@ _OUTCOME_RANGE = ["#4c956c", "#d1495b", "#edae49", "#7b2cbf", "#9e9e9e"]
 _KIND_DOMAIN = list(ACTOR_KINDS)
 _KIND_RANGE = ["#00798c", "#66a182", "#8d96a3", "#2e4057", "#edae49", "#d1495b", "#bdbdbd"]
 _MEASURE_TITLE = {"requests": "requests", "events": "events", "bytes": "bytes logged"}
+#: Axis numbers as people read them at a glance: 2M, 400k, 0 (tooltips keep every digit).
+#: Each label on its own: an axis ``format`` would give every tick the largest one's prefix.
+_SI_LABEL = "format(datum.value, '~s')"
 _ACTOR_PICK = "actor_pick"
 
 
@@ -385,19 +391,32 @@ def latency_percentiles_chart(percentiles: pl.DataFrame) -> alt.LayerChart:
 def top_talkers_chart(talkers: pl.DataFrame, *, measure: Measure = "requests") -> alt.Chart:
     """Horizontal bars of the heaviest actors, coloured by kind, from ``activity.top_talkers``.
 
+    The ``"(other)"`` row (everyone past the top N, often more than any one actor) is not a
+    bar: it would set the axis and has no kind to colour it. Its total is in the subtitle.
+
     Examples
     --------
     >>> from kaudit_analytics import activity, charts
-    >>> talkers = activity.top_talkers(activity.example_events()).collect()
-    >>> charts.top_talkers_chart(talkers, measure="bytes").to_dict()["encoding"]["x"]["field"]
-    'bytes'
+    >>> talkers = activity.top_talkers(activity.example_events(), top=2).collect()
+    >>> spec = charts.top_talkers_chart(talkers, measure="bytes").to_dict()
+    >>> spec["encoding"]["x"]["field"], spec["title"]["subtitle"]
+    ('bytes', 'Everyone else: 700 bytes logged.')
     """
     data = _data(talkers, ("actor", "actor_kind", "requests", "events", "bytes"))
+    rest = data.filter(pl.col("actor") == OTHER)[measure].sum()
+    subtitle = f"Everyone else: {rest:,} {_MEASURE_TITLE[measure]}." if rest else ""
     chart: alt.Chart = (
-        alt.Chart(data, title=f"Top talkers by {_MEASURE_TITLE[measure]}")
+        alt.Chart(
+            data.filter(pl.col("actor") != OTHER),
+            title=alt.Title(
+                f"Top talkers by {_MEASURE_TITLE[measure]}", subtitle=subtitle or alt.Undefined
+            ),
+        )
         .mark_bar()
         .encode(
-            x=alt.X(f"{measure}:Q", title=_MEASURE_TITLE[measure]),
+            x=alt.X(f"{measure}:Q", title=_MEASURE_TITLE[measure]).axis(
+                labelExpr=_SI_LABEL, tickCount=6, labelOverlap=True, labelFlush=True
+            ),
             y=alt.Y("actor:N", title=None, sort=None),
             color=alt.Color("actor_kind:N", title="kind").scale(
                 domain=_KIND_DOMAIN, range=_KIND_RANGE
@@ -417,8 +436,17 @@ def top_talkers_chart(talkers: pl.DataFrame, *, measure: Measure = "requests") -
     return chart
 
 
+def _decades(largest: Any) -> list[int]:
+    """Ticks at 0, 1, 10, 100 … up to ``largest``: a log-like axis whose labels never crowd."""
+    top = int(largest or 0)
+    return [0, *(10**k for k in range(len(str(top)) if top else 0))]
+
+
 def response_codes_chart(codes: pl.DataFrame) -> alt.Chart:
     """Requests per response code, coloured by outcome, from ``activity.response_codes``.
+
+    Counts span orders of magnitude (millions of 200s, a handful of 500s): the axis is
+    logarithmic, and each code gets a bar wide enough for its label.
 
     Examples
     --------
@@ -435,7 +463,9 @@ def response_codes_chart(codes: pl.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X(f"{CODE}:N", title="HTTP status", sort="ascending").axis(labelAngle=0),
-            y=alt.Y("requests:Q", title="requests").scale(type="symlog"),
+            y=alt.Y("requests:Q", title="requests (log scale)")
+            .scale(type="symlog")
+            .axis(values=_decades(data["requests"].max()), labelExpr=_SI_LABEL),
             color=alt.Color("outcome:N").scale(domain=_OUTCOME_DOMAIN, range=_OUTCOME_RANGE),
             tooltip=[
                 alt.Tooltip(f"{CODE}:N"),
@@ -443,6 +473,7 @@ def response_codes_chart(codes: pl.DataFrame) -> alt.Chart:
                 alt.Tooltip("requests:Q", format=","),
             ],
         )
+        .properties(width=alt.Step(40))
     )
     return chart
 
@@ -569,20 +600,53 @@ def report_timeline_chart(daily: pl.DataFrame) -> alt.TopLevelMixin:
     return chart
 
 
-_RENDERER = "kaudit-offline"
-_EMBED_DEFAULTS: dict[str, Any] = {"mode": "vega-lite"}
+# --------------------------------------------------------------------------- rendering
+
+_RENDERER = "kaudit"
+#: The MIME type JupyterLab's built-in renderer draws (Vega 5; Vega 6 changed no spec).
+VEGA_MIME = "application/vnd.vega.v5+json"
+_VEGA_SCHEMA = "https://vega.github.io/schema/vega/v5.json"
+_VEGALITE_MIME = re.compile(r"^application/vnd\.vegalite\.v\d+\+json$")
+
+
+@cache
+def _vl_version() -> str:
+    """The Vega-Lite version of the installed altair's schema, as vl-convert names it."""
+    version: str = import_module("altair.utils._importers").vl_version_for_vl_convert()
+    return version
 
 
 @cache
 def _vega_bundle() -> str:
     """vega + vega-lite + vega-embed as one script, wrapped so it can run again safely."""
-    # vl-convert is the optional "notebooks" dependency; import it only when drawing.
-    vlc = import_module("vl_convert")
-    version = import_module("altair.utils._importers").vl_version_for_vl_convert()
-    bundle: str = vlc.javascript_bundle(vl_version=version)
+    # vl-convert is imported only when drawing: loading logs never needs it.
+    bundle: str = import_module("vl_convert").javascript_bundle(vl_version=_vl_version())
     # The bundle starts with top-level ``const`` declarations and ends by setting
     # window.vegaEmbed: run it inside a function, and only once per window.
     return f"if (!window.vegaEmbed) {{ (function () {{\n{bundle}\n}})(); }}"
+
+
+def to_vega(spec: dict[str, Any]) -> dict[str, Any]:
+    """Compile a Vega-Lite spec (``chart.to_dict()``) into the Vega spec JupyterLab draws.
+
+    JupyterLab's own renderer knows Vega-Lite up to v5 and Vega v5, while altair writes
+    Vega-Lite v6. The installed altair's exact Vega-Lite version (through vl-convert, no
+    network) compiles the chart to Vega, which Vega-Lite 6 targets as Vega 6 and which
+    Vega 5 draws: Vega 6 changed packaging, not the spec. Selections, tooltips and zoom
+    are Vega signals and survive the compilation.
+
+    Examples
+    --------
+    >>> from kaudit_analytics import activity, charts
+    >>> codes = activity.response_codes(activity.example_events()).collect()
+    >>> vega = charts.to_vega(charts.response_codes_chart(codes).to_dict())
+    >>> vega["$schema"], [mark["type"] for mark in vega["marks"]]
+    ('https://vega.github.io/schema/vega/v5.json', ['rect'])
+    """
+    vega: dict[str, Any] = import_module("vl_convert").vegalite_to_vega(
+        spec, vl_version=_vl_version()
+    )
+    return {**vega, "$schema": _VEGA_SCHEMA}
 
 
 def _script_json(value: Any) -> str:
@@ -591,11 +655,16 @@ def _script_json(value: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _chart_html(spec: dict[str, Any], embed_options: dict[str, Any], div_id: str) -> str:
-    options = {**_EMBED_DEFAULTS, **embed_options}
+def _embed_html(
+    spec: dict[str, Any], embed_options: dict[str, Any], div_id: str, *, bundle: bool
+) -> str:
+    """A chart's element and the script that draws it (after the bundle, if ``bundle``)."""
+    mode = "vega" if "marks" in spec or "signals" in spec else "vega-lite"
+    options = {"mode": mode, **embed_options}
+    library = f'<script type="text/javascript">\n{_vega_bundle()}\n</script>\n' if bundle else ""
     return (
         f'<div id="{div_id}" class="kaudit-chart"></div>\n'
-        f'<script type="text/javascript">\n{_vega_bundle()}\n</script>\n'
+        f"{library}"
         '<script type="text/javascript">\n'
         "(function (spec, embedOpt) {\n"
         f'  var el = document.getElementById("{div_id}");\n'
@@ -605,17 +674,25 @@ def _chart_html(spec: dict[str, Any], embed_options: dict[str, Any], div_id: str
     )
 
 
-def _offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    # A fresh id per output: the same chart shown twice gets two places to draw.
-    div_id = f"kaudit-{uuid.uuid4().hex}"
-    return {"text/html": _chart_html(spec, metadata.get("embed_options") or {}, div_id)}
+def _jupyter_renderer(spec: dict[str, Any], **metadata: Any) -> tuple[dict[str, Any], Any]:
+    """The chart as Vega JSON for JupyterLab's own renderer: no script in the notebook."""
+    vega = to_vega(spec)
+    title = spec.get("title")
+    name = title.get("text") if isinstance(title, dict) else title
+    bundle = {VEGA_MIME: vega, "text/plain": f"<kaudit chart{f': {name}' if name else ''}>"}
+    options = metadata.get("embed_options") or {}
+    return bundle, ({VEGA_MIME: {"embed_options": options}} if options else {})
 
 
-alt.renderers.register(_RENDERER, _offline_renderer)
+alt.renderers.register(_RENDERER, _jupyter_renderer)
 
 
 def enable_offline_rendering() -> None:
-    """Render charts in Jupyter with vega/vega-lite/vega-embed inlined: no CDN needed.
+    """Draw charts in JupyterLab with its own Vega renderer: nothing is fetched, nothing inlined.
+
+    Each chart's output is its Vega spec (see ``to_vega``), a few kB with its data, where
+    altair's HTML renderers store a script per chart (or fetch one from a CDN). A notebook
+    exported to HTML (``export_notebook``) carries the Vega libraries once per page.
 
     Examples
     --------
@@ -623,7 +700,7 @@ def enable_offline_rendering() -> None:
     >>> from kaudit_analytics import charts
     >>> charts.enable_offline_rendering()
     >>> alt.renderers.active
-    'kaudit-offline'
+    'kaudit'
     >>> _ = alt.renderers.enable("default")
     """
     alt.renderers.enable(_RENDERER)
@@ -656,7 +733,7 @@ def save_html(chart: alt.TopLevelMixin, path: str | Path, **embed_options: Any) 
     """
     spec = chart.to_dict()
     div_id = "kaudit-" + hashlib.sha256(_script_json(spec).encode()).hexdigest()[:16]
-    body = _chart_html(spec, embed_options, div_id)
+    body = _embed_html(spec, embed_options, div_id, bundle=True)
     page = (
         '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         "<title>kaudit chart</title>\n</head>\n<body>\n"
@@ -665,6 +742,73 @@ def save_html(chart: alt.TopLevelMixin, path: str | Path, **embed_options: Any) 
     target = Path(path)
     target.write_text(page, encoding="utf-8")
     return target
+
+
+# A page of the notebook: nbconvert's JupyterLab look, with the Vega libraries once in the
+# head and none of the template's CDN scripts (require.js, MathJax, Mermaid).
+_NOTEBOOK_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js -%}
+{{ super() }}
+{%- if resources.kaudit_charts %}
+<script type="text/javascript">
+{{ resources.kaudit_vega_bundle }}
+</script>
+{%- endif %}
+{%- endblock html_head_js -%}
+"""
+
+
+def _chart_spec(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The Vega (or Vega-Lite) spec of one output, if it is a chart."""
+    if VEGA_MIME in data:
+        spec: dict[str, Any] = data[VEGA_MIME]
+        return spec
+    return next((value for mime, value in data.items() if _VEGALITE_MIME.match(mime)), None)
+
+
+def export_notebook(notebook: str | Path, target: str | Path, *, show_code: bool = False) -> Path:
+    """Write an executed notebook as one HTML page that draws its charts offline.
+
+    The Vega libraries are inlined once in the page's head (about 0.9 MB), and each chart
+    output becomes an element drawn from its spec; nothing is fetched from a network.
+
+    Parameters
+    ----------
+    notebook
+        The ``.ipynb`` file, with outputs (e.g. written by papermill).
+    target
+        The ``.html`` file to write.
+    show_code
+        Keep the code cells; by default the page shows outputs and text only.
+    """
+    nbformat = import_module("nbformat")
+    nbconvert = import_module("nbconvert")
+    jinja2 = import_module("jinja2")
+    document = nbformat.read(str(notebook), as_version=4)
+    charts = 0
+    for cell in document.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            spec = _chart_spec(data)
+            if spec is not None:
+                charts += 1
+                # text/html ranks above every image and text: the page draws the chart.
+                data["text/html"] = _embed_html(spec, {}, f"kaudit-chart-{charts}", bundle=False)
+    exporter = nbconvert.HTMLExporter(
+        extra_loaders=[jinja2.DictLoader({"kaudit-notebook.html.j2": _NOTEBOOK_TEMPLATE})],
+        template_file="kaudit-notebook.html.j2",
+        exclude_input=not show_code,
+        exclude_input_prompt=not show_code,
+        exclude_output_prompt=True,
+    )
+    resources = {"kaudit_charts": charts, "kaudit_vega_bundle": _vega_bundle() if charts else ""}
+    html, _ = exporter.from_notebook_node(document, resources=resources)
+    path = Path(target)
+    path.write_text(html, encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------- audit policy tuning

@@ -113,6 +113,7 @@ __all__ = [
     "IS_CONTROL_PLANE",
     "IS_DENIED",
     "IS_EXEC",
+    "IS_FAILED",
     "IS_HUMAN",
     "IS_IMPERSONATED",
     "IS_LAST_STAGE",
@@ -126,6 +127,7 @@ __all__ = [
     "LATENCY_MS",
     "NODE_NAME",
     "NOT_FAILED",
+    "OTHER",
     "OUTCOME",
     "OUTCOMES",
     "READ_VERBS",
@@ -143,6 +145,10 @@ __all__ = [
     "percent_decode",
     "user_extra_value",
 ]
+
+#: The label of the row that sums everything past the top N of an aggregate (activity's
+#: top talkers, heatmaps, latencies): charts draw it apart, or not at all.
+OTHER = "(other)"
 
 # --------------------------------------------------------------------------- actors
 
@@ -373,6 +379,9 @@ IS_DENIED: pl.Expr = (
 #: The request did not fail: its response code is not an error, or no response was logged
 #: (a RequestReceived event, an exec still streaming). What "it happened" means to a control.
 NOT_FAILED: pl.Expr = pl.col(CODE).is_null() | (pl.col(CODE) < 400)
+#: The request was refused or failed: any response code of 400 or more (the complement of
+#: ``NOT_FAILED``, except that a missing code is neither).
+IS_FAILED: pl.Expr = (pl.col(CODE) >= 400).fill_null(value=False)
 IS_CLIENT_ERROR: pl.Expr = pl.col(CODE).is_between(400, 499).fill_null(value=False)
 IS_SERVER_ERROR: pl.Expr = (pl.col(CODE) >= 500).fill_null(value=False)
 #: 1xx (exec/attach upgrades), 2xx and 3xx.

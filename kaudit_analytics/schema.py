@@ -172,10 +172,10 @@ FILE_SCHEMA = pl.Schema(
         AUTHZ_REASON: pl.String,
         REQUEST_OBJECT: pl.String,
         RESPONSE_OBJECT: pl.String,
-        EVENT_BYTES: pl.Int32,
-        REQUEST_OBJECT_BYTES: pl.Int32,
-        RESPONSE_OBJECT_BYTES: pl.Int32,
-        MANAGED_FIELDS_BYTES: pl.Int32,
+        EVENT_BYTES: pl.Int64,
+        REQUEST_OBJECT_BYTES: pl.Int64,
+        RESPONSE_OBJECT_BYTES: pl.Int64,
+        MANAGED_FIELDS_BYTES: pl.Int64,
         SOURCE_FILE: pl.String,
         SOURCE_LINE: pl.Int64,
         SOURCE_FORMAT: pl.String,
@@ -186,11 +186,16 @@ FILE_SCHEMA = pl.Schema(
 
 AUDIT_SCHEMA = pl.Schema({**PARTITION_SCHEMA, **FILE_SCHEMA})
 
-#: One row per input line (or file) that could not become an event.
+#: One row per input line (or file) that could not become an event: which cluster it was loaded
+#: for, where it is (source, line number, byte offset of the line in the decompressed source),
+#: why, the line's bytes, whole, and when it was quarantined (what retention goes by).
 QUARANTINE_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # polars' stubs reject dtype instances in a dict literal
+        "quarantined_at": _TS,
+        "cluster": pl.String,
         "source": pl.String,
         "line": pl.Int64,
+        "offset": pl.Int64,
         "reason": pl.String,
         "detail": pl.String,
         "raw": pl.Binary,

@@ -23,7 +23,7 @@ import polars as pl
 
 from kaudit_analytics import schema as s
 
-__all__ = ["Window", "WindowError", "as_utc", "parse_window"]
+__all__ = ["Window", "WindowError", "as_utc", "parse_bounds", "parse_window"]
 
 
 class WindowError(ValueError):
@@ -94,7 +94,9 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def _instant(text: str, option: str) -> dt.datetime | dt.timedelta:
+def _instant(text: str | dt.datetime, option: str) -> dt.datetime | dt.timedelta:
+    if isinstance(text, dt.datetime):
+        return text if text.tzinfo else text.replace(tzinfo=dt.UTC)
     match = _DURATION.match(text)
     if match:
         return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
@@ -109,11 +111,14 @@ def _instant(text: str, option: str) -> dt.datetime | dt.timedelta:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def parse_window(since: str, until: str | None = None, *, now: dt.datetime) -> Window:
+def parse_window(
+    since: str | dt.datetime, until: str | dt.datetime | None = None, *, now: dt.datetime
+) -> Window:
     """The window from ``--since``/``--until`` text.
 
-    Each is a date, a timestamp (naive means UTC) or a duration; a duration is counted back
-    from ``until``, and ``until`` itself (default ``now``) back from ``now``.
+    Each is a date, a timestamp (naive means UTC; a ``datetime`` is taken as it is) or a
+    duration; a duration is counted back from ``until``, and ``until`` itself (default
+    ``now``) back from ``now``.
 
     Raises
     ------
@@ -126,9 +131,42 @@ def parse_window(since: str, until: str | None = None, *, now: dt.datetime) -> W
     >>> now = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
     >>> parse_window("2026-11-01", "2026-11-02", now=now).length
     datetime.timedelta(days=1)
+    >>> parse_window("7d", dt.datetime(2024, 9, 13, tzinfo=dt.UTC), now=now).since.isoformat()
+    '2024-09-06T00:00:00+00:00'
     """
     end_value = _instant(until, "--until") if until else now
     end = now - end_value if isinstance(end_value, dt.timedelta) else end_value
     start_value = _instant(since, "--since")
     start = end - start_value if isinstance(start_value, dt.timedelta) else start_value
     return Window(start, end)
+
+
+def parse_bounds(
+    since: str | None, until: str | None, *, now: dt.datetime
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``--since``/``--until`` where either may be left out: an open end is ``None``.
+
+    With neither, the window is everything; with ``until`` alone, everything before it;
+    otherwise as ``parse_window``.
+
+    Raises
+    ------
+    WindowError
+        When a value cannot be read or the window is empty.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> now = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
+    >>> parse_bounds(None, None, now=now)
+    (None, None)
+    >>> parse_bounds(None, "1d", now=now)[1].isoformat()
+    '2026-11-26T06:00:00+00:00'
+    """
+    if since is not None:
+        window = parse_window(since, until, now=now)
+        return window.since, window.until
+    if until is None:
+        return None, None
+    end = _instant(until, "--until")
+    return None, now - end if isinstance(end, dt.timedelta) else end

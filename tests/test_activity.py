@@ -318,6 +318,7 @@ CUBE_READERS: list[Aggregate] = [
     activity.activity_by_namespace_and_user,
     activity.top_talkers,
     lambda e: activity.top_talkers(e, top=1, by="bytes"),
+    lambda e: activity.busiest(e, by="resource_key", top=2),
     lambda e: activity.activity_by_namespace_and_user(e, top_namespaces=1, top_users=2),
 ]
 
@@ -450,6 +451,38 @@ def test_top_talkers(example: pl.LazyFrame) -> None:
         (OTHER, None, 2),
     ]
     assert got.select("writes", "denied").sum().row(0) == (3, 1)
+
+
+@pytest.mark.parametrize("by", ["actor", "verb", "resource_key", "namespace"])
+@pytest.mark.parametrize("measure", ["requests", "events", "bytes"])
+def test_busiest_keeps_the_totals_and_puts_other_last(
+    example: pl.LazyFrame, by: activity.Dimension, measure: activity.Measure
+) -> None:
+    got = activity.busiest(example, by=by, measure=measure, top=1).collect()
+    assert got.columns == [by, "requests", "events", "bytes", "writes", "denied", "share"]
+    assert got.select("requests", "events", "bytes", "writes", "denied").sum().row(0) == (
+        6,
+        9,
+        4700,
+        3,
+        1,
+    )
+    assert got["share"].sum() == pytest.approx(1.0)
+    assert got[by][-1] == OTHER
+    assert got.height == 2
+
+
+def test_busiest_ranks_by_the_measure() -> None:
+    events = many_actors(6, lambda a: 6 - a)  # user-00 makes most requests, user-05 most bytes
+    by_requests = activity.busiest(events, top=2).collect()
+    assert by_requests["actor"].to_list() == ["user-00", "user-01", OTHER]
+    by_bytes = activity.busiest(events, measure="bytes", top=1).collect()
+    assert by_bytes.rows()[0][:4] == ("user-02", 4, 4, 120)  # 30 B x 4 beats 10 B x 6
+    assert activity.busiest(events, top=6).collect()["actor"].to_list()[-1] != OTHER
+
+
+def test_busiest_of_nothing_is_empty() -> None:
+    assert activity.busiest(make_events([]).filter(pl.lit(value=False))).collect().is_empty()
 
 
 def test_summary(example: pl.LazyFrame) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC
 
 import pytest
 
-from kaudit_analytics.window import Window, WindowError, as_utc, parse_window
+from kaudit_analytics.window import Window, WindowError, as_utc, parse_bounds, parse_window
 
 NOW = dt.datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
 
@@ -77,3 +77,34 @@ def test_as_utc(value: dt.datetime | dt.date | str, expected: str) -> None:
     result = as_utc(value)
     assert result is not None
     assert result.isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        (None, None, (None, None)),
+        (None, "2026-11-01", (None, "2026-11-01T00:00:00+00:00")),
+        (None, "2h", (None, "2026-11-27T04:30:00+00:00")),
+        ("1d", None, ("2026-11-26T06:30:00+00:00", "2026-11-27T06:30:00+00:00")),
+        ("2026-11-01", "1d", ("2026-11-01T00:00:00+00:00", "2026-11-26T06:30:00+00:00")),
+    ],
+)
+def test_parse_bounds_leaves_open_ends_open(
+    since: str | None, until: str | None, expected: tuple[str | None, str | None]
+) -> None:
+    got = parse_bounds(since, until, now=NOW)
+    assert tuple(value.isoformat() if value else None for value in got) == expected
+
+
+def test_parse_bounds_errors_like_parse_window() -> None:
+    with pytest.raises(WindowError, match="--until: cannot read 'soon'"):
+        parse_bounds(None, "soon", now=NOW)
+    with pytest.raises(WindowError, match="empty window"):
+        parse_bounds("2026-11-02", "2026-11-01", now=NOW)
+
+
+def test_a_window_can_end_at_a_datetime() -> None:
+    # What "the last 7 days of the lake" is: counted back from the lake's last event.
+    end = dt.datetime(2024, 9, 12, 2, 45, tzinfo=UTC)
+    window = parse_window("7d", end, now=NOW)
+    assert (window.since, window.until) == (end - dt.timedelta(days=7), end)

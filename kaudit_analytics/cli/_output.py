@@ -8,19 +8,34 @@ frame themselves.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import decimal
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
-import polars as pl
 
-__all__ = ["bytes_text", "echo_json", "number", "show", "show_totals"]
+if TYPE_CHECKING:  # the commands hand frames in; printing them needs no polars import here
+    import polars as pl
+
+__all__ = [
+    "bytes_text",
+    "echo_json",
+    "number",
+    "percent",
+    "show",
+    "show_totals",
+    "working",
+]
 
 #: What a missing value prints as in a table.
 MISSING = "-"
+#: The width of a table printed to a pipe or a file: wide enough that no cell wraps.
+_PIPE_WIDTH = 4096
 
 
 def number(value: float | None, *, digits: int = 2) -> str:
@@ -58,9 +73,41 @@ def bytes_text(value: float | None) -> str:
     return f"{int(value)} B"
 
 
+def percent(value: float | None) -> str:
+    """A share for people: ``12.5 %`` (one decimal; below 0.1 % it says so).
+
+    Examples
+    --------
+    >>> percent(0.125), percent(0.0004), percent(1), percent(None)
+    ('12.5 %', '<0.1 %', '100.0 %', '-')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if 0 < value < 0.001:
+        return "<0.1 %"
+    return f"{value * 100:.1f} %"
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner with ``message`` on standard error while a long step runs, on a terminal only.
+
+    Scripts and pipes get nothing, so ``--json`` output stays clean.
+    """
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message, spinner="dots"):
+        yield
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return MISSING
+    if isinstance(value, decimal.Decimal):  # SQL sums of integers come back as decimals
+        value = int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return number(value)
     if isinstance(value, dt.datetime):
@@ -73,9 +120,9 @@ def _cell(value: Any) -> str:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, (dt.date, dt.timedelta)):
-        return str(value)
-    return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)  # dates, durations, and anything else JSON has no type for
 
 
 def echo_json(value: Any) -> None:
@@ -90,11 +137,13 @@ def show(
     title: str | None = None,
     empty: str = "(none)",
     err: bool = False,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
     """Print a frame as a table (or, with ``as_json``, as a JSON list of rows).
 
-    Numbers are right-aligned and formatted with ``number``; an empty frame prints ``empty``
-    instead of a header with no rows.
+    Numbers are right-aligned and formatted with ``number``, or with ``formats[column]``
+    (``bytes_text``, ``percent``) where given; JSON keeps the raw values. An empty frame
+    prints ``empty`` instead of a header with no rows.
     """
     if as_json:
         echo_json(frame.to_dicts())
@@ -105,13 +154,16 @@ def show(
 
     console = Console(stderr=err, soft_wrap=False, highlight=False)
     if not console.is_terminal:
-        # Piped or redirected: no terminal to fit, so no column is squeezed.
-        console = Console(stderr=err, soft_wrap=False, highlight=False, width=1_000)
+        # A pipe or a file has no width to fit: print each row on one line, for grep and diff.
+        console = Console(stderr=err, soft_wrap=False, highlight=False, width=_PIPE_WIDTH)
     if frame.is_empty():
         console.print(f"{title}: {empty}" if title else empty)
         return
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    rows = [[_cell(value) for value in row] for row in frame.iter_rows()]
+    cells = [(formats or {}).get(name, _cell) for name in frame.columns]
+    rows = [
+        [cell(value) for cell, value in zip(cells, row, strict=True)] for row in frame.iter_rows()
+    ]
     for index, (name, dtype) in enumerate(frame.schema.items()):
         numeric = dtype.is_numeric()
         # A number is never cut, and a text column never shrinks below a short word: the

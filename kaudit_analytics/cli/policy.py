@@ -74,9 +74,7 @@ class _Window:
 
     def events(self, lake: str) -> pl.LazyFrame:
         """The lake's events in the window, checked fit to replay (``checked_traffic``)."""
-        if not _lake.is_lake(lake):
-            msg = f"{lake} is not a kaudit lake (no events folder); run 'kaudit ingest' first"
-            raise click.ClickException(msg)
+        _lake.require_lake(lake)  # one sentence when there is no lake there
         since, until = self.bounds()
         cluster = list(self.cluster) or None
         events = _lake.scan(lake, cluster=cluster, since=since, until=until)

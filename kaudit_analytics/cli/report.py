@@ -1,19 +1,31 @@
 """``kaudit report``: compliance report over a window of the lake.
 
 Exit codes, for cron and CI: 0 when no control at or above ``--fail-on`` failed, 1 when one
-did, 2 when the report could not be made (bad option, missing lake, invalid policy).
+did, 2 when the report could not be made (bad option, missing lake, invalid policy or
+settings, a window with no events) or when a control's query failed (the report of the
+other controls is still written).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+from pathlib import Path
 
 import click
 
 from kaudit_analytics import report as _report
 from kaudit_analytics.cli._options import engine_options, lake_option
-from kaudit_analytics.compliance import SEVERITIES, Severity
+from kaudit_analytics.cli._output import number
+from kaudit_analytics.compliance import (
+    CONTROLS,
+    SEVERITIES,
+    Control,
+    SettingsError,
+    Severity,
+    load_settings,
+)
 from kaudit_analytics.lake import LakeError
 from kaudit_analytics.policy import PolicyError
 from kaudit_analytics.spark.session import SparkUnavailableError
@@ -39,6 +51,21 @@ class _ReportFailed(click.ClickException):
     help="Comma-separated renderings; evidence.parquet and evidence.csv are always written.",
 )
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="Exit 1 on findings this severe.")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False),
+    help="YAML file of allow-lists and thresholds (see docs/controls.md); the report prints "
+    "the values it ran with.",
+)
+@click.option(
+    "--sigma",
+    "sigma_dirs",
+    multiple=True,
+    type=click.Path(),
+    help="Folder (or file) of Sigma rules (logsource product kubernetes, service audit) to "
+    "run next to the built-in controls (repeatable).",
+)
 @engine_options
 def report_command(
     lake: str,
@@ -49,6 +76,8 @@ def report_command(
     out: str,
     formats: str,
     fail_on: Severity | None,
+    settings_path: str | None,
+    sigma_dirs: tuple[str, ...],
     engine: str,
     master: str,
 ) -> None:
@@ -59,6 +88,9 @@ def report_command(
     """
     try:
         window = _report.parse_window(since, until, now=dt.datetime.now(dt.UTC))
+        chosen = _report.check_formats(formats.split(","))
+        settings = load_settings(Path(settings_path)) if settings_path else None
+        controls, problems = _controls(sigma_dirs)
         make = _report.report_from_lake
         if engine == "spark":
             from kaudit_analytics import spark as _spark
@@ -66,18 +98,49 @@ def report_command(
             make = functools.partial(
                 _spark.report_from_lake, _spark.session(master, app_name="kaudit report")
             )
-        result = make(lake, window, policy_path=policy, cluster=list(cluster) or None)
-        written = _report.write_report(result, out, formats.split(","))
+        result = make(
+            lake,
+            window,
+            policy_path=policy,
+            cluster=list(cluster) or None,
+            settings=settings,
+            settings_name=Path(settings_path).name if settings_path else None,
+            controls=controls,
+        )
+        if problems:
+            result = dataclasses.replace(result, sigma_problems=problems)
+        written = _report.write_report(result, out, chosen)
     except (
         _report.ReportError,
         WindowError,
         LakeError,
         PolicyError,
+        SettingsError,
         OSError,
         SparkUnavailableError,
     ) as error:
         raise _ReportFailed(str(error)) from None
-    counts = ", ".join(f"{n} {status}" for status, n in result.status_counts().items())
-    click.echo(f"{len(result.rows)} controls over {result.events} events: {counts}")
+    counts = ", ".join(f"{number(n)} {status}" for status, n in result.status_counts().items())
+    click.echo(f"{len(result.rows)} controls over {number(result.events)} events: {counts}")
     click.echo("\n".join(str(path) for path in written))
+    for file, problem in sorted(result.sigma_problems.items()):
+        click.echo(f"Sigma rule {file} skipped: {problem}", err=True)
+    if result.errors:
+        names = ", ".join(sorted(result.errors))
+        first = next(iter(sorted(result.errors.items())))
+        click.echo(
+            f"Error: {len(result.errors)} control(s) could not be assessed ({names}): "
+            f"{first[1]}; the report of the others was written.",
+            err=True,
+        )
     click.get_current_context().exit(_report.exit_code(result, fail_on))
+
+
+def _controls(sigma_dirs: tuple[str, ...]) -> tuple[tuple[Control, ...], dict[str, str]]:
+    """The built-in controls, plus the Sigma rules of the given folders."""
+    if not sigma_dirs:
+        return CONTROLS, {}
+    from kaudit_analytics.compliance import sigma
+
+    loaded = sigma.load_rules([Path(d) for d in sigma_dirs])
+    return (*CONTROLS, *loaded.controls), dict(loaded.problems)

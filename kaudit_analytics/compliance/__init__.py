@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+from kaudit_analytics.compliance import sigma
 from kaudit_analytics.compliance.assess import (
     EVIDENCE_SCHEMA,
     ControlResult,
@@ -41,13 +42,17 @@ from kaudit_analytics.compliance.assess import (
     control_evidence,
     decide,
     evidence,
+    extra_columns,
+    finish,
     observation_counts,
     observations,
     observations_from_counts,
     order_evidence,
+    partials,
     policy_coverage,
     prepare,
 )
+from kaudit_analytics.compliance.attack import TACTICS, TECHNIQUES, Technique
 from kaudit_analytics.compliance.controls import (
     CIS,
     CONTROLS,
@@ -66,7 +71,20 @@ from kaudit_analytics.compliance.controls import (
     control,
     severity_at_least,
 )
-from kaudit_analytics.compliance.evidence import Context, EvidenceQuery, Settings
+from kaudit_analytics.compliance.evidence import (
+    Context,
+    EvidenceQuery,
+    Flagged,
+    Grouped,
+    Where,
+    baseline_rows,
+)
+from kaudit_analytics.compliance.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_rows,
+)
 from kaudit_analytics.window import Window
 
 __all__ = [
@@ -80,26 +98,40 @@ __all__ = [
     "SEVERITIES",
     "SOC2",
     "STATUSES",
+    "TACTICS",
+    "TECHNIQUES",
     "Clause",
     "Context",
     "Control",
     "ControlResult",
     "Coverage",
     "EvidenceQuery",
+    "Flagged",
+    "Grouped",
     "Probe",
     "Settings",
+    "SettingsError",
     "Severity",
     "Status",
+    "Technique",
+    "Where",
     "Window",
+    "baseline_rows",
     "control",
     "control_evidence",
     "decide",
     "evidence",
+    "extra_columns",
+    "finish",
+    "load_settings",
     "observation_counts",
     "observations",
     "observations_from_counts",
     "order_evidence",
+    "partials",
     "policy_coverage",
     "prepare",
+    "settings_rows",
     "severity_at_least",
+    "sigma",
 ]

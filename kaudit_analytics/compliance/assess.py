@@ -18,6 +18,7 @@ from kaudit_analytics import schema as s
 from kaudit_analytics.compliance import evidence as ev
 from kaudit_analytics.compliance.controls import CONTROLS, Control, Probe, Severity, Status
 from kaudit_analytics.compliance.evidence import Context
+from kaudit_analytics.compliance.settings import Settings
 from kaudit_analytics.policy import RequestAttributes
 from kaudit_analytics.window import Window
 
@@ -28,10 +29,13 @@ __all__ = [
     "control_evidence",
     "decide",
     "evidence",
+    "extra_columns",
+    "finish",
     "observation_counts",
     "observations",
     "observations_from_counts",
     "order_evidence",
+    "partials",
     "policy_coverage",
     "prepare",
 ]
@@ -77,12 +81,17 @@ _OUTCOME = pl.concat_str(
 )
 
 
-def prepare(events: pl.LazyFrame, window: Window | None = None) -> pl.LazyFrame:
+def prepare(
+    events: pl.LazyFrame,
+    window: Window | None = None,
+    settings: Settings | None = None,
+    extra: Iterable[str] = (),
+) -> pl.LazyFrame:
     """The events of ``window`` as the controls read them, shared columns derived once.
 
     ``control_evidence``, ``evidence`` and ``observations`` call this themselves unless told
-    the events are ``prepared``; a report collects it once per window and runs every control
-    over that frame.
+    the events are ``prepared``; a report prepares and collects one slice (a day) of the
+    window at a time and runs every control's ``partial`` over it.
 
     Examples
     --------
@@ -91,14 +100,45 @@ def prepare(events: pl.LazyFrame, window: Window | None = None) -> pl.LazyFrame:
     >>> "_actor" in prepare(empty_events().lazy()).collect_schema().names()
     True
     """
-    return ev.prepare(events, window)
+    return ev.prepare(events, window, settings, tuple(extra))
 
 
-def _prepared(events: pl.LazyFrame, ctx: Context, prepared: bool) -> tuple[pl.LazyFrame, Context]:
+def extra_columns(controls: Iterable[Control]) -> tuple[str, ...]:
+    """The event columns the controls read besides those ``prepare`` always keeps."""
+    return tuple(dict.fromkeys(name for ctrl in controls for name in ctrl.reads))
+
+
+def _prepared(
+    events: pl.LazyFrame, ctx: Context, prepared: bool, extra: tuple[str, ...] = ()
+) -> tuple[pl.LazyFrame, Context]:
     if prepared:
         return events, ctx
-    baseline = None if ctx.baseline is None else ev.prepare(ctx.baseline, None)
-    return ev.prepare(events, ctx.window), dataclasses.replace(ctx, baseline=baseline)
+    baseline = (
+        None
+        if ctx.baseline is None
+        else ev.baseline_rows(ev.prepare(ctx.baseline, None, ctx.settings))
+    )
+    rows = ev.prepare(events, ctx.window, ctx.settings, extra)
+    return rows, dataclasses.replace(ctx, baseline=baseline)
+
+
+def _as_evidence(found: pl.LazyFrame, ctrl: Control) -> pl.LazyFrame:
+    return found.select(
+        pl.lit(ctrl.id, dtype=pl.String).alias("control"),
+        pl.lit(ctrl.severity, dtype=pl.String).alias("severity"),
+        pl.col(s.REQUEST_TS).alias("when"),
+        _WHO.alias("who"),
+        _WHAT.alias("what"),
+        pl.col(s.SOURCE_IPS).list.first().alias("where"),
+        _OUTCOME.alias("outcome"),
+        pl.col(ev.DETAIL),
+        pl.col(s.CLUSTER).cast(pl.String),
+        pl.col(s.NAMESPACE).cast(pl.String),
+        pl.col(s.USER_AGENT),
+        pl.col(s.AUDIT_ID),
+        pl.col(s.SOURCE_FILE),
+        pl.col(s.SOURCE_LINE),
+    ).cast(EVIDENCE_SCHEMA)
 
 
 def control_evidence(
@@ -113,9 +153,11 @@ def control_evidence(
     ctrl
         The control.
     ctx
-        The window, settings and (for first-seen controls) the baseline events.
+        The window, settings and (for first-seen controls) the baseline: the events of the
+        period before, or, when ``prepared``, their ``baseline_rows``.
     prepared
-        ``events`` (and ``ctx.baseline``) already went through ``prepare``.
+        ``events`` already went through ``prepare`` (and ``ctx.baseline`` through
+        ``baseline_rows``).
 
     Examples
     --------
@@ -128,27 +170,8 @@ def control_evidence(
     >>> found.collect().shape
     (0, 14)
     """
-    rows, ctx = _prepared(events, ctx, prepared)
-    return (
-        ctrl.evidence(rows, ctx)
-        .select(
-            pl.lit(ctrl.id, dtype=pl.String).alias("control"),
-            pl.lit(ctrl.severity, dtype=pl.String).alias("severity"),
-            pl.col(s.REQUEST_TS).alias("when"),
-            _WHO.alias("who"),
-            _WHAT.alias("what"),
-            pl.col(s.SOURCE_IPS).list.first().alias("where"),
-            _OUTCOME.alias("outcome"),
-            pl.col(ev.DETAIL),
-            pl.col(s.CLUSTER),
-            pl.col(s.NAMESPACE),
-            pl.col(s.USER_AGENT),
-            pl.col(s.AUDIT_ID),
-            pl.col(s.SOURCE_FILE),
-            pl.col(s.SOURCE_LINE),
-        )
-        .cast(EVIDENCE_SCHEMA)
-    )
+    rows, ctx = _prepared(events, ctx, prepared, ctrl.reads)
+    return _as_evidence(ev.run(ctrl.evidence, rows, ctx), ctrl)
 
 
 def evidence(
@@ -170,8 +193,34 @@ def evidence(
     >>> evidence(empty_events().lazy(), Context(window)).collect().height
     0
     """
-    rows, ctx = _prepared(events, ctx, prepared)
+    controls = tuple(controls)
+    rows, ctx = _prepared(events, ctx, prepared, extra_columns(controls))
     frames = [control_evidence(rows, c, ctx, prepared=True) for c in controls]
+    if not frames:
+        return pl.LazyFrame(schema=EVIDENCE_SCHEMA)
+    return order_evidence(pl.concat(frames))
+
+
+def partials(
+    prepared: pl.LazyFrame, ctx: Context, controls: Iterable[Control] = CONTROLS
+) -> dict[str, pl.LazyFrame]:
+    """What one prepared slice of the window contributes to each control's findings.
+
+    Collect these per slice (they are small), concatenate each control's over all slices,
+    and ``finish`` them: the findings are those of the whole window, while only one slice of
+    events was ever in memory.
+    """
+    return {ctrl.id: ctrl.evidence.partial(prepared, ctx) for ctrl in controls}
+
+
+def finish(
+    parts: Mapping[str, pl.LazyFrame], ctx: Context, controls: Iterable[Control] = CONTROLS
+) -> pl.LazyFrame:
+    """All controls' findings from their concatenated ``partials``, in report order.
+
+    ``ctx.baseline`` is the ``baseline_rows`` of the previous window (or None).
+    """
+    frames = [_as_evidence(ctrl.evidence.final(parts[ctrl.id], ctx), ctrl) for ctrl in controls]
     if not frames:
         return pl.LazyFrame(schema=EVIDENCE_SCHEMA)
     return order_evidence(pl.concat(frames))
@@ -213,6 +262,7 @@ def observations(
     controls: Iterable[Control] = CONTROLS,
     *,
     prepared: bool = False,
+    settings: Settings | None = None,
 ) -> pl.LazyFrame:
     """One row saying what the window's events can support: a single pass over them.
 
@@ -230,16 +280,19 @@ def observations(
     >>> observations(empty_events().lazy(), window).collect()["events"].to_list()
     [0]
     """
-    rows = events if prepared else ev.prepare(events, window)
-    return observations_from_counts(observation_counts(rows, controls), controls)
+    rows = events if prepared else ev.prepare(events, window, settings)
+    counts = observation_counts(rows, controls, settings)
+    return observations_from_counts(counts, controls, settings)
 
 
-def _scoped(controls: Iterable[Control]) -> list[Control]:
-    return [ctrl for ctrl in controls if ctrl.scope is not None]
+def _scoped(controls: Iterable[Control], settings: Settings) -> list[tuple[Control, pl.Expr]]:
+    return [(ctrl, scope) for ctrl in controls if (scope := ctrl.scope_expr(settings)) is not None]
 
 
 def observation_counts(
-    prepared: pl.LazyFrame, controls: Iterable[Control] = CONTROLS
+    prepared: pl.LazyFrame,
+    controls: Iterable[Control] = CONTROLS,
+    settings: Settings | None = None,
 ) -> pl.LazyFrame:
     """Prepared events counted (``_n``) per distinct value of the columns the scopes read.
 
@@ -253,19 +306,17 @@ def observation_counts(
     >>> "_n" in observation_counts(prepare(empty_events().lazy())).collect_schema().names()
     True
     """
-    scoped = _scoped(controls)
+    scoped = _scoped(controls, settings or Settings())
     # Count once per distinct combination of the columns the scopes read (a few thousand
     # rows even for millions of events), then evaluate every scope on those counts.
-    keys = sorted(
-        {s.LEVEL, s.STAGE}.union(
-            *(ctrl.scope.meta.root_names() for ctrl in scoped if ctrl.scope is not None)
-        )
-    )
-    return prepared.group_by(keys).agg(pl.len().alias("_n"))
+    keys = sorted({s.LEVEL, s.STAGE}.union(*(scope.meta.root_names() for _, scope in scoped)))
+    return prepared.group_by(keys).agg(pl.len().cast(pl.Int64).alias("_n"))
 
 
 def observations_from_counts(
-    counts: pl.LazyFrame, controls: Iterable[Control] = CONTROLS
+    counts: pl.LazyFrame,
+    controls: Iterable[Control] = CONTROLS,
+    settings: Settings | None = None,
 ) -> pl.LazyFrame:
     """``observations`` from ``observation_counts`` (of the window, or of slices of it)."""
     n = pl.col("_n")
@@ -278,9 +329,8 @@ def observations_from_counts(
         .alias(f"stage:{stage}")
         for stage in s.STAGES
     ]
-    for ctrl in _scoped(controls):
-        assert ctrl.scope is not None  # for the type checker: filtered above
-        scope = ctrl.scope.fill_null(value=False)
+    for ctrl, raw in _scoped(controls, settings or Settings()):
+        scope = raw.fill_null(value=False)
         below = scope & (level < _level_rank(ctrl.level))
         columns += [
             n.filter(scope).sum().cast(pl.Int64).alias(f"{ctrl.id}:scope"),
@@ -381,12 +431,25 @@ class ControlResult:
     reason: str
 
 
+def _unset(ctrl: Control, settings: Settings) -> str | None:
+    """The reason a control that needs a setting is not assessable, or None."""
+    for need in ctrl.requires:
+        names = need.split("|")
+        if not any(getattr(settings, name) for name in names):
+            return f"set {' or '.join(names)} in the settings file to assess this control"
+    return None
+
+
 def _unassessable(
     ctrl: Control,
     observed: Mapping[str, Any],
     coverage: Coverage | None,
     baseline_events: int | None,
+    settings: Settings,
 ) -> str | None:
+    unset = _unset(ctrl, settings)
+    if unset:
+        return unset
     missing = [stage for stage in ctrl.stages if not observed.get(f"stage:{stage}")]
     if missing:
         return (
@@ -413,6 +476,7 @@ def decide(
     *,
     coverage: Iterable[Coverage] = (),
     baseline_events: int | None = None,
+    settings: Settings | None = None,
 ) -> tuple[ControlResult, ...]:
     """Each control's result from the window's observations and finding counts.
 
@@ -431,6 +495,8 @@ def decide(
         ``policy_coverage`` rows, when a policy was given.
     baseline_events
         How many events the comparison window holds (first-seen controls need some).
+    settings
+        The settings the controls ran with (allow-list controls need theirs set).
 
     Examples
     --------
@@ -440,12 +506,13 @@ def decide(
     ('not assessable', 'no audit events in the window')
     """
     by_control = {row.control: row for row in coverage}
+    tuned = settings or Settings()
     results = []
     for ctrl in controls:
         count = int(findings.get(ctrl.id, 0))
         total = int(observed.get("events") or 0)
         in_scope = int(observed.get(f"{ctrl.id}:scope") or 0) if ctrl.scope is not None else total
-        gap = _unassessable(ctrl, observed, by_control.get(ctrl.id), baseline_events)
+        gap = _unassessable(ctrl, observed, by_control.get(ctrl.id), baseline_events, tuned)
         if count:
             reason = f"{count} finding(s) in {in_scope} {ctrl.scope_label}"
             if gap:

@@ -21,6 +21,7 @@ folder per API server (``kube-apiserver``, ``openshift-apiserver``, ``oauth-apis
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import importlib
@@ -36,6 +37,7 @@ from typing import IO, Any, Final, cast
 import polars as pl
 
 from kaudit_analytics import schema as s
+from kaudit_analytics.lake import is_lake_folder
 
 __all__ = [
     "APISERVER",
@@ -54,6 +56,37 @@ _ARCHIVE_SUFFIXES: Final = (".tar", ".tar.gz", ".tgz")
 _FILESYSTEM_PACKAGE: Final = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
 # must-gather writes a listing of the audit files next to them; it is not a log.
 _NOT_LOGS: Final = (".audit_logs_listing",)
+
+#: File names that plainly are not logs, and what they are: skipped and counted by an ingest,
+#: never quarantined (a folder of logs often holds a README, a policy, a spreadsheet). Matched
+#: case-insensitively against the file's own name.
+NOT_LOG_NAMES: Final[tuple[tuple[str, str], ...]] = (
+    ("readme*", "documentation"),
+    ("license*", "documentation"),
+    ("notice*", "documentation"),
+    ("changelog*", "documentation"),
+    ("*.md", "documentation"),
+    ("*.rst", "documentation"),
+    ("*.html", "documentation"),
+    ("*.pdf", "documentation"),
+    ("*.tsv", "a table"),
+    ("*.csv", "a table"),
+    ("*.xlsx", "a table"),
+    ("*.parquet", "a table"),
+    ("*.py", "code"),
+    ("*.sh", "code"),
+    ("*.ipynb", "a notebook"),
+    ("*.toml", "configuration"),
+    ("*.ini", "configuration"),
+    ("*.cfg", "configuration"),
+    ("*.png", "an image"),
+    ("*.jpg", "an image"),
+    ("*.jpeg", "an image"),
+    ("*.svg", "an image"),
+    ("*.zip", "a zip archive (unpack it first)"),
+    ("*.pem", "a certificate or key"),
+    ("*.crt", "a certificate or key"),
+)
 
 #: Which OpenShift API server wrote an event, from a must-gather ``source_file`` path (null
 #: for other sources). A stand-in until the events table has an ``apiserver`` column.
@@ -92,6 +125,32 @@ def is_log_name(name: str) -> bool:
     """Whether a file name can hold logs (hidden files and must-gather listings cannot)."""
     base = PurePosixPath(name).name
     return not base.startswith(".") and not base.endswith(_NOT_LOGS)
+
+
+def not_a_log(name: str) -> str | None:
+    """What a file plainly is, by its name, when that is not a log; None otherwise.
+
+    Examples
+    --------
+    >>> not_a_log("README.md"), not_a_log("users.TSV"), not_a_log("audit.log")
+    ('documentation', 'a table', None)
+    """
+    base = PurePosixPath(name).name.lower()
+    return next((what for pattern, what in NOT_LOG_NAMES if fnmatch.fnmatch(base, pattern)), None)
+
+
+def _walk(folder: Path, exclude: tuple[Path, ...]) -> list[Path]:
+    """Log files under a folder, in name order, leaving out lakes and excluded folders."""
+    found: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        here = Path(top)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and not is_lake_folder(here / d) and here / d not in exclude
+        )
+        found.extend(here / n for n in sorted(names) if is_log_name(n))
+    return sorted(found)
 
 
 # --- object storage ------------------------------------------------------------------------------
@@ -257,7 +316,13 @@ def expand_archive(path: Path) -> list[ArchiveMember]:
     return members
 
 
-def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
+def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
+    return any(path.is_relative_to(folder) for folder in folders)
+
+
+def expand(
+    sources: Iterable[str | os.PathLike[str]], *, exclude: Iterable[Path] = ()
+) -> list[Path]:
     """Files named by paths, folders (walked), globs and object-storage URLs, in a stable order.
 
     Objects in buckets and files inside tar archives are not ``Path``s but offer the three
@@ -268,7 +333,7 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     SourceError
         When a source does not exist, cannot be read or listed, or an archive is broken.
     """
-    files, others = named_files(sources)
+    files, others = named_files(sources, exclude=exclude)
     out: list[Path] = []
     for path in files:
         if not is_archive(path):
@@ -278,17 +343,22 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out + others
 
 
-def named_files(sources: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
+def named_files(
+    sources: Iterable[str | os.PathLike[str]], *, exclude: Iterable[Path] = ()
+) -> tuple[list[Path], list[Path]]:
     """The local files (tar archives unopened) and the bucket objects that sources name.
 
     Each local file is one unit an ingest may load on its own (``spark.ingest`` gives each to
     a task); folders are walked for log names, globs matched, and unreadable files refused.
+    Lakes are never read as input: a folder that is a lake, and everything under ``exclude``
+    (the lake being written), is left out.
 
     Raises
     ------
     SourceError
         When a source does not exist or a file cannot be read.
     """
+    excluded = tuple(p.resolve() for p in exclude)
     files: list[Path] = []
     others: list[Path] = []
     for source in sources:
@@ -305,10 +375,9 @@ def named_files(sources: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], 
             raise SourceError(msg)
         for match in matches:
             if match.is_dir():
-                files.extend(
-                    p for p in sorted(match.rglob("*")) if p.is_file() and is_log_name(p.name)
-                )
-            else:
+                if not is_lake_folder(match) and match.resolve() not in excluded:
+                    files.extend(_walk(match.resolve(), excluded))
+            elif not _inside(match.resolve(), excluded) and not is_lake_folder(match.parent):
                 files.append(match)
     unreadable = [str(p) for p in files if not os.access(p, os.R_OK)]
     if unreadable:

@@ -29,12 +29,24 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass(frozen=True)
 class BadLine:
-    """A line that cannot become an event before it is even parsed."""
+    """A line that cannot become an event before it is even parsed: its bytes, whole."""
 
     line: int
     reason: str
     detail: str
     raw: bytes
+    offset: int = 0
+
+
+def too_long(length: int, limit: int) -> str:
+    """The quarantine detail of a line over the line-size limit.
+
+    Examples
+    --------
+    >>> too_long(52_428_800, 16_777_216)
+    '52,428,800 bytes, over the line-size limit of 16,777,216 bytes (--max-line-bytes)'
+    """
+    return f"{length:,} bytes, over the line-size limit of {limit:,} bytes (--max-line-bytes)"
 
 
 @dataclass
@@ -44,7 +56,8 @@ class LineBatch:
     ``text`` holds one string per line, pointing into the chunk's bytes without a copy: each
     string keeps its line end, which JSON parsers read as white space. ``keep`` is False for blank
     and bad lines (their text is blanked), ``nbytes`` is each line's length without its line end.
-    ``end_offset``/``end_line`` say where the next batch starts, in decompressed bytes.
+    ``end_offset``/``end_line`` say where the next batch starts, in decompressed bytes;
+    ``starts`` is each line's offset in the batch (add the batch's base offset for the file's).
     """
 
     text: pa.LargeStringArray
@@ -54,6 +67,7 @@ class LineBatch:
     end_offset: int
     end_line: int
     bad: list[BadLine] = field(default_factory=list)
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _gzip_chunks(handle: BinaryIO, truncated: list[str]) -> Iterator[bytes]:
@@ -193,10 +207,14 @@ def split_lines(
     bad: list[BadLine] = []
     blank: list[int] = []
     for i in np.flatnonzero(keep & (lengths > max_line_bytes)):
-        detail = f"{int(lengths[i])} bytes, over the {max_line_bytes}-byte limit"
+        # The line is kept whole: a quarantine record is only useful if it can be re-tried.
         bad.append(
             BadLine(
-                int(numbers[i]), "line-too-long", detail, bytes(data[starts[i] : starts[i] + 4096])
+                int(numbers[i]),
+                "line-too-long",
+                too_long(int(lengths[i]), max_line_bytes),
+                bytes(data[starts[i] : stops[i]]),
+                base_offset + int(starts[i]),
             )
         )
         keep[i] = False
@@ -214,7 +232,8 @@ def split_lines(
     for index in invalid:
         if keep[index]:
             raw = bytes(data[starts[index] : stops[index]])
-            bad.append(BadLine(int(numbers[index]), "invalid-utf8", "not valid UTF-8", raw))
+            at = base_offset + int(starts[index])
+            bad.append(BadLine(int(numbers[index]), "invalid-utf8", "not valid UTF-8", raw, at))
             keep[index] = False
             blank.append(index)
     if blank:
@@ -234,6 +253,7 @@ def split_lines(
         end_offset=base_offset + len(data),
         end_line=first_line + len(ends),
         bad=bad,
+        starts=starts,
     )
 
 

@@ -166,11 +166,30 @@ SELECT
     CASE problem
         WHEN 'invalid-json' THEN 'not valid JSON'
         WHEN 'not-an-event' THEN 'a JSON value that is not an object'
-        WHEN 'missing-fields' THEN 'missing required field(s): ' || concat_ws(', ',
-            CASE WHEN audit_id IS NULL THEN 'auditID' END,
-            CASE WHEN stage IS NULL THEN 'stage' END,
-            CASE WHEN verb IS NULL THEN 'verb' END,
-            CASE WHEN request_ts IS NULL THEN 'requestReceivedTimestamp' END)
+        -- Absent fields and present but unusable ones are named apart: a field that is in
+        -- the record is never called missing.
+        WHEN 'missing-fields' THEN concat_ws('; ',
+            'missing required field(s): ' || nullif(concat_ws(', ',
+                CASE WHEN NOT json_exists(text, '$.auditID') THEN 'auditID' END,
+                CASE WHEN NOT json_exists(text, '$.stage') THEN 'stage' END,
+                CASE WHEN NOT json_exists(text, '$.verb') THEN 'verb' END,
+                CASE WHEN NOT json_exists(text, '$.requestReceivedTimestamp')
+                      AND NOT json_exists(text, '$.timestamp')
+                    THEN 'requestReceivedTimestamp' END), ''),
+            'unusable: ' || nullif(concat_ws(', ',
+                CASE WHEN audit_id IS NULL AND json_exists(text, '$.auditID')
+                    THEN 'auditID is ' || json_type(text, '$.auditID') END,
+                CASE WHEN stage IS NULL AND json_exists(text, '$.stage')
+                    THEN 'stage is ' || json_type(text, '$.stage') END,
+                CASE WHEN verb IS NULL AND json_exists(text, '$.verb')
+                    THEN 'verb is ' || json_type(text, '$.verb') END,
+                CASE WHEN request_ts IS NULL AND (json_exists(text, '$.requestReceivedTimestamp')
+                          OR json_exists(text, '$.timestamp'))
+                    THEN 'requestReceivedTimestamp ' || coalesce(
+                        text->>'$.requestReceivedTimestamp', text->>'$.timestamp', 'null')
+                        || ' is not a time' END), ''),
+            CASE WHEN audit_id IS NULL AND stage IS NULL AND verb IS NULL
+                THEN 'its fields: ' || array_to_string(json_keys(text), ', ') END)
         WHEN 'unknown-stage' THEN 'unknown stage ' || stage
         WHEN 'unknown-level' THEN 'unknown level ' || level
     END AS detail,
@@ -266,9 +285,14 @@ EXTRA_COLUMNS: Final = ("line", s.DATE, "risky", "text", "problem", "detail")
 class Parser:
     """A DuckDB connection set up once per ingest and reused for every batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         # Rows carry their line number, so DuckDB may return them in any order (faster).
-        self._con = duckdb.connect(config={"preserve_insertion_order": False})
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "preserve_insertion_order": False
+        }
+        if threads is not None:
+            config["threads"] = threads
+        self._con = duckdb.connect(config=config)
         self._con.execute("SET TimeZone = 'UTC'")
         # Macros and types are created once per connection, not once per batch.
         self._con.execute(_MACROS)
@@ -298,18 +322,20 @@ class Parser:
             self._con.unregister("failed")
         return table
 
-    def parse(self, table: pa.Table, source: str) -> pa.Table:
+    def parse(self, table: pa.Table, source: str | None = None) -> pa.Table:
         """Parse a batch of lines: one output row per kept line, ``problem`` set on bad ones.
 
-        ``table`` has the columns ``line``, ``nbytes``, ``keep``, ``text``, ``fmt``, ``lossy``;
+        ``table`` has the columns ``line``, ``nbytes``, ``keep``, ``text``, ``fmt``, ``lossy``
+        and, when ``source`` is None, ``source`` (lines of several files parsed at once);
         the result has the events table's columns (``FILE_SCHEMA``, ``source_file`` set to
-        ``source``) after ``EXTRA_COLUMNS``. It stays in Arrow: the loader writes it as is.
+        the source) after ``EXTRA_COLUMNS``. It stays in Arrow: the loader writes it as is.
         """
         # Several record batches let DuckDB parse on every core.
         table = pa.Table.from_batches(
             table.to_batches(max_chunksize=max(table.num_rows // 8, 1024)), table.schema
         )
-        table = table.append_column("source", pa.repeat(pa.scalar(source), table.num_rows))
+        if source is not None:
+            table = table.append_column("source", pa.repeat(pa.scalar(source), table.num_rows))
         self._con.register("lines", table)
         try:
             try:

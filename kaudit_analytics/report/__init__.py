@@ -14,7 +14,7 @@ Examples
 >>> end = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 >>> report = build_report(empty_events().lazy(), Window(end - dt.timedelta(days=7), end))
 >>> report.status_counts()
-{'fail': 0, 'not assessable': 25, 'pass': 0}
+{'fail': 0, 'not assessable': 65, 'pass': 0}
 """
 
 from __future__ import annotations
@@ -26,19 +26,27 @@ from kaudit_analytics.report.model import (
     FORMATS,
     Assessment,
     ControlRow,
+    EmptyWindowError,
     Report,
     ReportError,
+    SliceParts,
     assess,
     assessment,
     build_report,
+    check_window,
     control_table,
     coverage_table,
+    day_slices,
     exit_code,
+    merge_slices,
     report_from_lake,
+    slice_parts,
+    tactic_table,
 )
 from kaudit_analytics.report.render import (
     chart_specs,
     charts,
+    check_formats,
     summary,
     to_html,
     to_json,
@@ -54,19 +62,27 @@ __all__ = [
     "FORMATS",
     "Assessment",
     "ControlRow",
+    "EmptyWindowError",
     "Report",
     "ReportError",
+    "SliceParts",
     "assess",
     "assessment",
     "build_report",
     "chart_specs",
     "charts",
+    "check_formats",
+    "check_window",
     "control_table",
     "coverage_table",
+    "day_slices",
     "exit_code",
+    "merge_slices",
     "parse_window",
     "report_from_lake",
+    "slice_parts",
     "summary",
+    "tactic_table",
     "to_html",
     "to_json",
     "to_markdown",

@@ -26,17 +26,28 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from kaudit_analytics.compliance import settings_rows
 from kaudit_analytics.report.model import (
     FORMATS,
     SHOWN_EVIDENCE,
     Report,
     ReportError,
+    tactic_table,
 )
 
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["chart_specs", "charts", "summary", "to_html", "to_json", "to_markdown", "write_report"]
+__all__ = [
+    "chart_specs",
+    "charts",
+    "check_formats",
+    "summary",
+    "to_html",
+    "to_json",
+    "to_markdown",
+    "write_report",
+]
 
 
 # --------------------------------------------------------------------------- charts
@@ -132,6 +143,9 @@ def summary(report: Report) -> dict[str, Any]:
         "events": report.events,
         "previous_events": report.previous_events,
         "policy": report.policy_name,
+        "settings_file": report.settings_name,
+        "settings": dict(settings_rows(report.settings)),
+        "errors": dict(report.errors),
         "status_counts": report.status_counts(),
         "findings_by_severity": report.findings_by_severity(),
         "controls": [
@@ -147,9 +161,13 @@ def summary(report: Report) -> dict[str, Any]:
                 "trend": row.trend,
                 "level": row.control.level,
                 "clauses": [str(clause) for clause in row.control.clauses],
+                "attack": list(row.control.attack),
+                "tactics": list(row.control.tactics),
+                "excludes": row.control.excludes,
             }
             for row in report.rows
         ],
+        "tactics": tactic_table(report).to_dicts(),
         "coverage": [dataclasses.asdict(row) for row in report.coverage],
     }
 
@@ -182,8 +200,11 @@ def _md(value: object) -> str:
 
 def _evidence_rows(report: Report, control_id: str) -> tuple[list[dict[str, Any]], int]:
     rows = report.evidence.filter(pl.col("control") == control_id)
+    # A missing value shows as an empty cell, never as Python's "None".
     shown = rows.head(SHOWN_EVIDENCE).with_columns(
-        pl.col("when").dt.strftime("%Y-%m-%d %H:%M:%S%.6fZ")
+        pl.col("when").dt.strftime("%Y-%m-%d %H:%M:%S%.6fZ"),
+        pl.col(pl.String).fill_null(""),
+        pl.col("source_line").cast(pl.String).fill_null(""),
     )
     return shown.to_dicts(), rows.height
 
@@ -209,24 +230,36 @@ def to_markdown(report: Report) -> str:
         f"- Clusters: {_md(', '.join(report.clusters)) or 'none'}",
         f"- Events: {report.events} (previous window: {report.previous_events})",
         f"- Audit policy: {_md(report.policy_name) if report.policy_name else 'not given'}",
+        f"- Settings: {_md(report.settings_name) if report.settings_name else 'defaults'} "
+        "(values below)",
         "- Controls: "
         + ", ".join(f"{count} {status}" for status, count in report.status_counts().items()),
         "",
         "## Controls",
         "",
-        "| Control | Severity | Result | Findings | Previous | Trend | Frameworks |",
-        "|---|---|---|---:|---:|---|---|",
+        "| Control | Severity | Result | Findings | Previous | Trend | ATT&CK | Frameworks |",
+        "|---|---|---|---:|---:|---|---|---|",
     ]
     out += [
         f"| {_md(row.control.title)} (`{row.control.id}`) | {row.control.severity} | "
         f"{row.result.status} | {row.result.findings} | {row.previous.findings} | {row.trend} | "
-        f"{_md(row.frameworks)} |"
+        f"{row.attack} | {_md(row.frameworks)} |"
         for row in report.rows
     ]
+    if report.errors:
+        out += ["", "## Controls that could not run", ""]
+        out += [f"- **{cid}**: {_md(error)}" for cid, error in sorted(report.errors.items())]
     out += ["", "## Results", ""]
     out += [
-        f"- **{row.control.id}** ({row.result.status}): {_md(row.result.reason)}"
+        f"- **{row.control.id}** ({row.result.status}): {_md(row.result.reason)}. "
+        f"Leaves out: {_md(row.control.excludes)}."
         for row in report.rows
+    ]
+    out += ["", "## By ATT&CK tactic", "", "| Tactic | Controls | Failing | Findings |"]
+    out += ["|---|---:|---:|---:|"]
+    out += [
+        f"| {r['tactic']} | {r['controls']} | {r['failing']} | {r['findings']} |"
+        for r in tactic_table(report).to_dicts()
     ]
     for row in report.rows:
         if row.result.status != "fail":
@@ -235,12 +268,12 @@ def to_markdown(report: Report) -> str:
         out += ["", f"## Findings: {_md(row.control.title)} ({total}, {row.control.severity})", ""]
         out += [_md(row.control.detects), ""]
         out += [
-            "| When | Who | What | Where | Outcome | Detail | Source |",
-            "|---|---|---|---|---|---|---|",
+            "| When | Cluster | Who | What | Where | Outcome | Detail | Source |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         out += [
-            f"| {r['when']} | {_md(r['who'])} | {_md(r['what'])} | {_md(r['where'])} | "
-            f"{_md(r['outcome'])} | {_md(r['detail'])} | "
+            f"| {r['when']} | {_md(r['cluster'])} | {_md(r['who'])} | {_md(r['what'])} | "
+            f"{_md(r['where'])} | {_md(r['outcome'])} | {_md(r['detail'])} | "
             f"{_md(r['source_file'])}:{r['source_line']} |"
             for r in shown
         ]
@@ -252,6 +285,8 @@ def to_markdown(report: Report) -> str:
         out += [
             f"| `{row.control}` | {row.support} | {_md(row.reason)} |" for row in report.coverage
         ]
+    out += ["", "## Settings this report ran with", "", "| Setting | Value |", "|---|---|"]
+    out += [f"| `{name}` | {_md(value)} |" for name, value in settings_rows(report.settings)]
     return "\n".join(out) + "\n"
 
 
@@ -311,6 +346,9 @@ def to_html(report: Report, *, vega_bundle: str | None = None) -> str:
     return template.render(
         report=report,
         rows=report.rows,
+        tactics=tactic_table(report).to_dicts(),
+        settings=settings_rows(report.settings),
+        errors=sorted(report.errors.items()),
         failing=failing,
         counts=report.status_counts(),
         severities=report.findings_by_severity(),
@@ -327,7 +365,14 @@ def to_html(report: Report, *, vega_bundle: str | None = None) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _formats(formats: Iterable[str]) -> tuple[str, ...]:
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """The chosen renderings, each once, or ``ReportError`` naming the first unknown one.
+
+    Examples
+    --------
+    >>> check_formats(["html", " md", "html"])
+    ('html', 'md')
+    """
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown:
@@ -348,7 +393,7 @@ def write_report(
     ReportError
         When a format is unknown or ``out`` cannot be created.
     """
-    chosen = _formats(formats)
+    chosen = check_formats(formats)
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)

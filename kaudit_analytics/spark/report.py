@@ -1,12 +1,20 @@
-"""The compliance report on Spark: the same ``Report`` from a Spark events table."""
+"""The compliance report on Spark: the same ``Report`` from a Spark events table.
+
+Each window is cut the way the polars engine cuts it, into UTC days, and further by cluster:
+one Spark task prepares one (cluster, day) of events and runs every control's ``partial`` on
+it (``report.slice_parts``), returning the small partial results as Arrow IPC payloads. The
+driver merges them with ``report.merge_slices``, exactly as on one machine. No task ever holds
+more than one cluster-day of events, and the driver only the partials.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow as pa
@@ -14,17 +22,7 @@ import pyarrow as pa
 from kaudit_analytics import compliance as c
 from kaudit_analytics import schema as s
 from kaudit_analytics.report import model as r
-from kaudit_analytics.spark._arrow import (
-    FILE,
-    ORDER,
-    ROW,
-    Out,
-    narrow,
-    per_batch_sum,
-    task_frame,
-    to_polars,
-    typed,
-)
+from kaudit_analytics.spark._arrow import narrow, task_frame
 from kaudit_analytics.spark.scan import scan
 
 if TYPE_CHECKING:
@@ -34,156 +32,106 @@ if TYPE_CHECKING:
 
 __all__ = ["build_report", "report_from_lake"]
 
-
-_PREPARED_SCHEMA = c.prepare(s.empty_events().lazy()).collect_schema()
-_BASELINE_SCHEMA = r.baseline_rows(c.prepare(s.empty_events().lazy())).collect_schema()
-
-
-@dataclass(frozen=True)
-class _Span:
-    """One window's prepared events on Spark, and what the next window needs of it."""
-
-    assessment: r.Assessment | None
-    baseline: DataFrame
-    size: int
-    clusters: tuple[str, ...]
-    daily: pl.DataFrame
+#: What a task returns: one row per partial result, its name and its Arrow IPC bytes.
+_OUT = "`name` string, `payload` binary"
+_SHARED = ("_counts", "_baseline", "_daily")
 
 
-def _prepare(events: DataFrame, span: c.Window) -> DataFrame:
-    """``compliance.prepare`` of the window, per partition of requests (its "last stage of
-    the request" needs all of a request's events), in the lake's order within each task."""
-    from pyspark.sql import functions as F  # noqa: N812
+def _ipc(frame: pl.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.write_ipc(sink)
+    return sink.getvalue()
 
-    schema = {**_PREPARED_SCHEMA, s.DATE: pl.Date(), FILE: pl.String(), ROW: pl.Int64()}
-    out = Out.of(schema)
 
-    def per_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        frame = task_frame(batches)
+def _frame(payload: bytes) -> pl.DataFrame:
+    return pl.read_ipc(io.BytesIO(payload))
+
+
+def _slice_task(span: c.Window, settings: c.Settings, controls: Sequence[c.Control]) -> object:
+    ctx = c.Context(span, settings)
+
+    def task(table: pa.Table) -> pa.Table:
+        frame = task_frame(table.to_batches())
         if frame.is_empty():
-            return
-        rows = frame.filter(span.contains())
-        prepared = c.prepare(rows.lazy(), None).collect()
-        yield from out.batches(prepared.with_columns(rows.select(s.DATE, FILE, ROW)))
+            return pa.table(
+                {"name": pa.array([], pa.string()), "payload": pa.array([], pa.binary())}
+            )
+        prepared = c.prepare(frame.lazy(), span, settings, c.extra_columns(controls)).collect()
+        prepared = prepared.rechunk()  # see report.model._contiguous
+        part = r.slice_parts(prepared.lazy(), ctx, controls)
+        named = {
+            **part.parts,
+            "_counts": part.counts,
+            "_baseline": part.baseline,
+            "_daily": part.daily,
+            "_clusters": prepared.select(pl.col(s.CLUSTER).cast(pl.String).unique()),
+        }
+        names = list(named)
+        payloads = [_ipc(frame) for frame in named.values()]
+        names.append("_errors")
+        payloads.append(json.dumps(dict(part.errors)).encode())
+        return pa.table(
+            {"name": pa.array(names, pa.string()), "payload": pa.array(payloads, pa.binary())}
+        )
+
+    return task
+
+
+def _assess_window(
+    events: DataFrame,
+    span: c.Window,
+    ctx: c.Context,
+    *,
+    controls: Sequence[c.Control],
+    coverage: Sequence[c.Coverage],
+    baseline_events: int,
+) -> tuple[r.Assessment, pl.DataFrame, pl.DataFrame, set[str]]:
+    from pyspark.sql import functions as F  # noqa: N812
 
     inside = events.filter(
         (F.col(s.REQUEST_TS) >= F.lit(span.since)) & (F.col(s.REQUEST_TS) < F.lit(span.until))
     )
-    columns = narrow(inside, lambda lf: c.prepare(lf, span))
-    return columns.repartition(s.CLUSTER, s.AUDIT_ID).mapInArrow(per_partition, out.ddl)
-
-
-def _prepared_frame(table: pa.Table) -> pl.DataFrame:
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    out = typed(frame, _PREPARED_SCHEMA)
-    return out.sort(ORDER) if FILE in out.columns else out
-
-
-def _evidence(
-    prepared: DataFrame,
-    baseline: DataFrame,
-    ctx: c.Context,
-    controls: Sequence[c.Control],
-) -> pl.DataFrame:
-    """Every control per cluster (each control compares events within one cluster only),
-    with that cluster's baseline, then ordered as ``compliance.evidence`` orders them."""
-    out = Out.of(c.EVIDENCE_SCHEMA)
-
-    def per_cluster(rows: pa.Table, known: pa.Table) -> pa.Table:
-        frame = _prepared_frame(rows).drop(s.DATE, FILE, ROW)
-        if frame.is_empty():
-            return out.arrow.empty_table()
-        humans = typed(pl.DataFrame(pl.from_arrow(known)), _BASELINE_SCHEMA)
-        here = c.Context(ctx.window, ctx.settings, baseline=humans.lazy())
-        found = c.evidence(frame.lazy(), here, controls, prepared=True).collect()
-        return out.table(found)
-
-    found = (
-        prepared.groupBy(s.CLUSTER)
-        .cogroup(baseline.groupBy(s.CLUSTER))
-        .applyInArrow(per_cluster, out.ddl)
+    extra = c.extra_columns(controls)
+    columns = narrow(inside, lambda lf: c.prepare(lf, span, ctx.settings, extra))
+    rows = (
+        columns.groupBy(s.CLUSTER, s.DATE)
+        .applyInArrow(_slice_task(span, ctx.settings, controls), _OUT)  # type: ignore[arg-type]
+        .toArrow()
     )
-    collected = to_polars(found, c.EVIDENCE_SCHEMA).cast(dict(c.EVIDENCE_SCHEMA))  # type: ignore[arg-type]
-    return c.order_evidence(collected.lazy()).collect()
-
-
-def _observations(prepared: DataFrame, controls: Sequence[c.Control]) -> dict[str, Any]:
-    """``observations``: ``observation_counts`` per batch, summed by Spark, then the row."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    schema = c.observation_counts(c.prepare(s.empty_events().lazy()), controls).collect_schema()
-    out = Out.of(schema)
-
-    def per_batch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            frame = typed(pl.DataFrame(pl.from_arrow(batch)), _PREPARED_SCHEMA)
-            yield from out.batches(c.observation_counts(frame.lazy(), controls).collect())
-
-    keys = [name for name in schema.names() if name != "_n"]
-    counts = (
-        prepared.select(*[f"`{k}`" for k in keys])
-        .mapInArrow(per_batch, out.ddl)
-        .groupBy(*[f"`{k}`" for k in keys])
-        .agg(F.sum("_n").alias("_n"))
+    by_name: dict[str, list[bytes]] = {}
+    for name, payload in zip(
+        rows.column("name").to_pylist(), rows.column("payload").to_pylist(), strict=True
+    ):
+        by_name.setdefault(name, []).append(payload)
+    errors: dict[str, str] = {}
+    for payload in by_name.pop("_errors", []):
+        errors.update(json.loads(payload))
+    clusters = {
+        name
+        for payload in by_name.pop("_clusters", [])
+        for name in _frame(payload)[s.CLUSTER].drop_nulls().to_list()
+    }
+    parts = {
+        name: pl.concat([_frame(p) for p in payloads], how="vertical_relaxed")
+        for name, payloads in by_name.items()
+    }
+    empty = c.prepare(s.empty_events().lazy(), None, ctx.settings)
+    shared = {
+        "_counts": c.observation_counts(empty, controls, ctx.settings),
+        "_baseline": c.baseline_rows(empty),
+        "_daily": r.daily_events(empty, span),
+    }
+    merged = r.SliceParts(
+        parts={name: frame for name, frame in parts.items() if name not in _SHARED},
+        counts=parts.get("_counts", shared["_counts"].collect()),
+        baseline=parts.get("_baseline", shared["_baseline"].collect()),
+        daily=parts.get("_daily", shared["_daily"].collect()),
+        errors=errors,
     )
-    counted = to_polars(counts, {**_PREPARED_SCHEMA, "_n": pl.Int64()})
-    return c.observations_from_counts(counted.lazy(), controls).collect().row(0, named=True)
-
-
-def _span(
-    events: DataFrame,
-    span: c.Window,
-    baseline: DataFrame | None,
-    *,
-    baseline_events: int,
-    settings: c.Settings,
-    controls: Sequence[c.Control],
-    coverage: tuple[c.Coverage, ...],
-) -> _Span:
-    """One window: prepared once (persisted), then evidence, observations, daily counts,
-    and the baseline rows the next window's first-seen controls compare with."""
-    from pyspark import StorageLevel
-
-    prepared = _prepare(events, span).persist(StorageLevel.MEMORY_AND_DISK)
-    base_out = Out.of(_BASELINE_SCHEMA)
-
-    def humans(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            frame = typed(pl.DataFrame(pl.from_arrow(batch)), _PREPARED_SCHEMA)
-            yield from base_out.batches(r.baseline_rows(frame.lazy()).collect())
-
-    rows = prepared.mapInArrow(humans, base_out.ddl).persist(StorageLevel.MEMORY_AND_DISK)
-    size = prepared.count()
-    rows.count()  # materialised now: the next window reads it after ``prepared`` is released
-    assessment = None
-    daily = pl.DataFrame()
-    clusters: tuple[str, ...] = ()
-    if baseline is not None:
-        ctx = c.Context(span, settings)
-        found = _evidence(prepared, baseline, ctx, controls)
-        observed = _observations(prepared, controls)
-        assessment = r.assessment(
-            span,
-            found,
-            observed,
-            controls=controls,
-            coverage=coverage,
-            baseline_events=baseline_events,
-        )
-        daily_schema = r.daily_events(c.prepare(s.empty_events().lazy()), span).collect_schema()
-        daily = per_batch_sum(
-            prepared.select(s.REQUEST_TS),
-            lambda lf: r.daily_events(lf, span),
-            {"day": pl.Date(), "events": daily_schema["events"]},
-            ["day"],
-            _PREPARED_SCHEMA,
-        )
-        names = to_polars(prepared.select(s.CLUSTER).distinct())[s.CLUSTER]
-        clusters = tuple(names.drop_nulls().sort().to_list())
-        baseline.unpersist()
-    prepared.unpersist()
-    return _Span(assessment, rows, size, clusters, daily)
+    result, baseline, daily = r.merge_slices(
+        [merged], ctx, controls=controls, coverage=coverage, baseline_events=baseline_events
+    )
+    return result, baseline, daily, clusters
 
 
 def build_report(
@@ -193,54 +141,44 @@ def build_report(
     policy: Policy | None = None,
     policy_name: str | None = None,
     settings: c.Settings | None = None,
+    settings_name: str | None = None,
     controls: Sequence[c.Control] = c.CONTROLS,
     title: str = "Kubernetes audit compliance report",
 ) -> r.Report:
     """``report.build_report`` on Spark: the same ``Report`` from a Spark events table.
 
-    Each of the three windows (the report's, the previous one for the trend, and the one
-    before for the first-seen controls' baseline) is prepared on Spark per partition of
-    requests; the controls then run per cluster over the prepared window (every control
-    compares events of one cluster only), and the observations are counted per batch.
+    The three windows (the one before the previous, for the first-seen baseline; the
+    previous one, for the trend; the report's) are each assessed per (cluster, UTC day) in
+    Spark tasks, and merged on the driver.
     """
     settings = settings or c.Settings()
     previous = window.previous()
     coverage = c.policy_coverage(policy, controls) if policy is not None else ()
-    oldest = _span(
-        events,
-        previous.previous(),
-        None,
-        baseline_events=0,
-        settings=settings,
-        controls=controls,
-        coverage=coverage,
+    ctx = c.Context(previous.previous(), settings)
+    oldest, baseline, _, _ = _assess_window(
+        events, previous.previous(), ctx, controls=(), coverage=(), baseline_events=0
     )
-    spans = []
-    baseline, size = oldest.baseline, oldest.size
+    size = oldest.events
+    assessments = []
+    clusters: set[str] = set()
+    daily = pl.DataFrame()
     for span in (previous, window):
-        done = _span(
-            events,
-            span,
-            baseline,
-            baseline_events=size,
-            settings=settings,
-            controls=controls,
-            coverage=coverage,
+        ctx = c.Context(span, settings, baseline=baseline.lazy() if size else None)
+        result, baseline, daily, clusters = _assess_window(
+            events, span, ctx, controls=controls, coverage=coverage, baseline_events=size
         )
-        spans.append(done)
-        baseline, size = done.baseline, done.size
-    baseline.unpersist()
-    before, now = spans
-    assert before.assessment is not None
-    assert now.assessment is not None
+        size = result.events
+        assessments.append(result)
+    before, now = assessments
     return r.assemble_report(
-        before.assessment,
-        now.assessment,
-        clusters=now.clusters,
-        daily=now.daily,
+        before,
+        now,
+        clusters=tuple(sorted(clusters)),
+        daily=daily,
         settings=settings,
+        settings_name=settings_name,
         controls=controls,
-        coverage=coverage,
+        coverage=tuple(coverage),
         policy_name=policy_name,
         title=title,
     )
@@ -254,6 +192,8 @@ def report_from_lake(
     policy_path: str | os.PathLike[str] | None = None,
     cluster: str | list[str] | None = None,
     settings: c.Settings | None = None,
+    settings_name: str | None = None,
+    controls: Sequence[c.Control] = c.CONTROLS,
 ) -> r.Report:
     """``report.report_from_lake`` on Spark: scans three window lengths back."""
     policy = None
@@ -265,4 +205,14 @@ def report_from_lake(
         spark, lake, cluster=cluster, since=window.previous().previous().since, until=window.until
     )
     name = Path(policy_path).name if policy_path is not None else None
-    return build_report(events, window, policy=policy, policy_name=name, settings=settings)
+    built = build_report(
+        events,
+        window,
+        policy=policy,
+        policy_name=name,
+        settings=settings,
+        settings_name=settings_name,
+        controls=controls,
+    )
+    is_local = "://" not in os.fspath(lake)
+    return r.check_window(built, lake, cluster) if is_local else built

@@ -126,3 +126,118 @@ def test_progress_line_shows_on_a_terminal_only(tmp_path: Path, log: Path) -> No
     assert b"1/1 files" in shown
     assert b"1 events" in shown
     assert b"ev/s" in shown
+
+
+def test_describe_json_has_every_cluster_and_its_quarantine(tmp_path: Path, log: Path) -> None:
+    lake = str(tmp_path / "lake")
+    CliRunner().invoke(main, ["ingest", str(log), "--lake", lake, "--cluster", "prod"])
+    result = CliRunner().invoke(main, ["describe", "--lake", lake, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["version"], data["events"], data["quarantined"]) == (1, 1, 1)
+    assert [(c["cluster"], c["events"], c["quarantined"]) for c in data["by_cluster"]] == [
+        ("prod", 1, 1)
+    ]
+    table = CliRunner().invoke(main, ["describe", "--lake", lake])
+    assert "Delta table, version 1" in table.output
+    assert "prod" in table.output
+
+
+def test_max_line_bytes_is_an_option_and_the_message_names_the_limit(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps({**EVENT, "requestObject": {"blob": "x" * 3000}}) + "\n")
+    args = ["ingest", str(log), "--lake", str(tmp_path / "lake")]
+    small = CliRunner().invoke(main, [*args, "--max-line-bytes", "1000"])
+    assert "over the line-size limit of 1,000 bytes (--max-line-bytes)" in small.output
+    args[-1] = str(tmp_path / "other")
+    big = CliRunner().invoke(main, [*args, "--max-line-bytes", "10000"])
+    assert "Events: 1 new" in big.output
+
+
+def test_lake_commands_compact_history_retain(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    for n in range(3):
+        path = tmp_path / f"h{n}.log"
+        path.write_text(json.dumps({**EVENT, "auditID": f"a{n}"}) + "\n")
+        CliRunner().invoke(main, ["ingest", str(path), "--lake", lake])
+    compacted = CliRunner().invoke(main, ["lake", "compact", "--lake", lake])
+    assert compacted.exit_code == 0, compacted.output
+    assert "Compacted 3 files" in compacted.output
+    history = CliRunner().invoke(main, ["lake", "history", "--lake", lake, "--json"])
+    rows = json.loads(history.output)
+    assert [r["operation"] for r in rows] == ["compact", "ingest", "ingest", "ingest", "create"]
+    assert rows[1]["detail"]["sources"][0]["events_added"] == 1
+    detail = CliRunner().invoke(main, ["lake", "history", "--lake", lake, "--version", "1"])
+    assert json.loads(detail.output)["operation"] == "ingest"
+    dry = CliRunner().invoke(
+        main, ["lake", "retain", "--lake", lake, "--older-than", "400d", "--dry-run"]
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "Would delete 3 events" in dry.output
+    bad = CliRunner().invoke(main, ["lake", "retain", "--lake", lake, "--older-than", "soon"])
+    assert bad.exit_code == 2
+    assert "is not a duration such as 400d" in bad.output
+
+
+def test_quarantine_list_show_retry(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    log = tmp_path / "audit.log"
+    long = json.dumps({**EVENT, "auditID": "long", "requestObject": {"blob": "x" * 3000}})
+    log.write_text(json.dumps(EVENT) + "\n" + long + "\n")
+    CliRunner().invoke(main, ["ingest", str(log), "--lake", lake, "--max-line-bytes", "1000"])
+    listed = json.loads(
+        CliRunner().invoke(main, ["quarantine", "list", "--lake", lake, "--json"]).output
+    )
+    assert [(r["line"], r["reason"], r["bytes"]) for r in listed] == [
+        (2, "line-too-long", len(long))
+    ]
+    shown = CliRunner().invoke(
+        main, ["quarantine", "show", f"{log.resolve()}:2", "--lake", lake, "--raw"]
+    )
+    assert shown.stdout_bytes == long.encode() + b"\n"
+    retried = CliRunner().invoke(main, ["quarantine", "retry", "--lake", lake])
+    assert "1 event(s) loaded" in retried.output
+    empty = CliRunner().invoke(main, ["quarantine", "list", "--lake", lake])
+    assert "The quarantine is empty." in empty.output
+    missing = CliRunner().invoke(main, ["quarantine", "show", "nowhere:3", "--lake", lake])
+    assert missing.exit_code == 1
+    assert "nothing from nowhere:3 is in the quarantine" in missing.output
+
+
+def test_ingest_into_a_folder_of_other_files_is_refused(tmp_path: Path, log: Path) -> None:
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "thesis.tex").write_text("x")
+    result = CliRunner().invoke(main, ["ingest", str(log), "--lake", str(tmp_path / "home")])
+    assert result.exit_code == 1
+    assert "is not a lake and not empty" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_waiting_ingest_says_so_and_does_not_count_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaudit_analytics.ingestion import commit
+
+    lake = str(tmp_path / "lake")
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_text(json.dumps(EVENT) + "\n")
+    second.write_text(json.dumps({**EVENT, "auditID": "b"}) + "\n")
+    fired: list[bool] = []
+
+    def other_writer_first(point: str) -> None:
+        if point == "events-checked" and not fired:
+            fired.append(True)
+            CliRunner().invoke(main, ["ingest", str(second), "--lake", lake])
+
+    monkeypatch.setattr(commit, "CHECKPOINT", other_writer_first)
+    result = CliRunner().invoke(main, ["ingest", str(first), "--lake", lake])
+    assert result.exit_code == 0, result.output
+    assert "Waiting: another writer committed to" in result.output
+    assert "after waiting" in result.output
+
+
+def test_the_line_limit_in_help_is_the_loaders() -> None:
+    from kaudit_analytics.cli.ingest import MAX_LINE_BYTES_HELP
+    from kaudit_analytics.ingestion.lines import MAX_LINE_BYTES
+
+    assert MAX_LINE_BYTES_HELP == MAX_LINE_BYTES

@@ -112,8 +112,8 @@ def test_lint_file_with_unknown_key_warns_on_stderr(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("lint", "/no/such/policy.yaml"), "failed to read audit policy file"),
-        (("simulate", "gce", "--lake", "/no/such/lake"), "is not a kaudit lake"),
-        (("compare", "gce", "--lake", "/no/such/lake"), "is not a kaudit lake"),
+        (("simulate", "gce", "--lake", "/no/such/lake"), "no lake at /no/such/lake"),
+        (("compare", "gce", "--lake", "/no/such/lake"), "no lake at /no/such/lake"),
         (("simulate", "gce", "--lake", ".", "--price", "nowhere"), "no price"),
     ],
 )

@@ -6,9 +6,6 @@ import datetime as dt
 import gzip
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from kaudit_analytics import lake as lake_mod
 from kaudit_analytics import schema as s
 from kaudit_analytics.ingestion import loader
 from kaudit_analytics.ingestion.dedupe import KeyIndex
+from kaudit_analytics.ingestion.parse import Parser
 from kaudit_analytics.testing import SAMPLE_DIR
 
 # Native audit.k8s.io events (v1, v1beta1, v1alpha1), as JSON lines or one JSON document.
@@ -120,7 +118,7 @@ def test_core_group_and_v1alpha1_group_version(shared_samples: Path, tmp_path: P
 def test_all_shared_samples_load_without_errors(shared_samples: Path, tmp_path: Path) -> None:
     """Every published file goes in at once: what is not an audit event is quarantined, not lost."""
     stats = ka.ingest(shared_samples, tmp_path)
-    quarantine = pl.read_parquet(tmp_path / "quarantine" / "*.parquet")
+    quarantine = lake_mod.scan_quarantine(tmp_path).collect()
     assert stats.events_read > 850
     assert quarantine.height == stats.quarantined
     assert quarantine["reason"].is_in(list(loader._REASONS)).all()
@@ -212,13 +210,20 @@ def test_duplicates_are_dropped_on_audit_id_and_stage(tmp_path: Path) -> None:
     other.write_bytes(_lines(_event(2, minute=1)))
     stats = ka.ingest([log, other], tmp_path / "lake")
     assert (stats.events_read, stats.events_written, stats.duplicates) == (5, 3, 2)
+    # The copy kept is the first one given: the evidence cites its file and line.
+    kept = ka.scan(tmp_path / "lake").sort(s.AUDIT_ID, s.STAGE).collect()
+    assert kept.select(s.SOURCE_FILE, s.SOURCE_LINE).rows() == [
+        (str(log.resolve()), 3),
+        (str(log.resolve()), 1),
+        (str(log.resolve()), 4),
+    ]
 
 
 # --- bad input ---------------------------------------------------------------------------------
 
 
 def _quarantine(lake: Path) -> pl.DataFrame:
-    return pl.read_parquet(lake / "quarantine" / "*.parquet").sort("source", "line")
+    return lake_mod.scan_quarantine(lake).collect().sort("source", "line")
 
 
 BAD_LINES = [
@@ -241,8 +246,65 @@ def test_bad_line_is_quarantined_and_neighbours_load(
     assert (stats.events_written, stats.quarantined) == (2, 1)
     record = _quarantine(tmp_path / "lake").row(0, named=True)
     assert (record["line"], record["reason"]) == (2, reason)
-    assert record["raw"] == bad[:4096]
+    # The line's bytes, whole, and where it starts in the file.
+    assert record["raw"] == bad
+    assert record["offset"] == len(_event(1)) + 1
     assert record["source"] == str(log.resolve())
+    assert record["cluster"] == "default"
+
+
+def test_a_long_line_is_kept_whole_and_the_message_names_the_limit(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    long_line = _event(2, requestObject={"blob": "x" * 300_000})
+    log.write_bytes(_lines(_event(1), long_line))
+    stats = ka.ingest(log, tmp_path / "lake", max_line_bytes=100_000)
+    record = _quarantine(tmp_path / "lake").row(0, named=True)
+    assert record["raw"] == long_line
+    assert "over the line-size limit of 100,000 bytes (--max-line-bytes)" in record["detail"]
+    assert "line-size limit of 100,000 bytes" in stats.summary()
+    # With a larger limit, the same line loads.
+    again = ka.ingest(log, tmp_path / "other", max_line_bytes=1_000_000)
+    assert (again.events_written, again.quarantined) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected", "absent"),
+    [
+        pytest.param(
+            {"kind": "Event", "verb": "get", "level": "Metadata"},
+            "missing required field(s): auditID, stage, requestReceivedTimestamp",
+            "verb",
+            id="verb-present",
+        ),
+        pytest.param(
+            {
+                "kind": "Event",
+                "auditID": "a",
+                "stage": "ResponseComplete",
+                "verb": "get",
+                "requestReceivedTimestamp": "yesterday",
+            },
+            "unusable: requestReceivedTimestamp yesterday is not a time",
+            "missing",
+            id="timestamp-unusable",
+        ),
+        pytest.param(
+            {"log": "{}", "time": "2024-09-11T10:00:00Z"},
+            "its fields: log, time",
+            "verb is",
+            id="wrapper",
+        ),
+    ],
+)
+def test_quarantine_detail_names_only_what_is_missing(
+    tmp_path: Path, record: dict[str, Any], expected: str, absent: str
+) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(_lines(json.dumps(record).encode()))
+    ka.ingest(log, tmp_path / "lake")
+    detail = _quarantine(tmp_path / "lake")["detail"].item()
+    assert expected in detail
+    assert absent not in detail
 
 
 def test_truncated_gzip_keeps_every_complete_line(tmp_path: Path) -> None:
@@ -439,10 +501,12 @@ def test_duckdb_reads_the_lake_as_a_hive_table(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_bytes(_lines(*(_event(n) for n in range(20))))
     ka.ingest(log, tmp_path / "lake", cluster="prod")
-    glob = str(tmp_path / "lake" / "events" / "*" / "*" / "*.parquet")
+    # The table's current files (what the README shows for engines without Delta support).
+    files = lake_mod.files(tmp_path / "lake")
     got = duckdb.execute(
-        f"SELECT cluster, date, count(*), count(DISTINCT audit_id) FROM read_parquet('{glob}', "
-        "hive_partitioning=true) GROUP BY ALL"
+        "SELECT cluster, date, count(*), count(DISTINCT audit_id) FROM read_parquet(?, "
+        "hive_partitioning=true) GROUP BY ALL",
+        [files],
     ).fetchall()
     assert got == [("prod", dt.date(2024, 9, 11), 20, 20)]
 
@@ -455,14 +519,6 @@ def test_rows_are_sorted_by_request_time_within_a_file(tmp_path: Path) -> None:
     assert pl.read_parquet(file)[s.REQUEST_TS].is_sorted()
 
 
-def test_a_second_ingest_fails_fast_when_asked_not_to_wait(tmp_path: Path) -> None:
-    log = tmp_path / "audit.log"
-    log.write_bytes(_lines(_event(1)))
-    with lake_mod.locked(tmp_path / "lake"), pytest.raises(lake_mod.LakeLockedError):
-        ka.ingest(log, tmp_path / "lake", wait=False)
-    assert ka.ingest(log, tmp_path / "lake", wait=False).events_written == 1
-
-
 def test_unwritable_lake_is_one_clear_error(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_bytes(_lines(_event(1)))
@@ -470,34 +526,6 @@ def test_unwritable_lake_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(lake_mod.LakeError, match="cannot write to the lake"):
         ka.ingest(log, blocker / "lake")
-
-
-_CRASHER = """
-import sys, kaudit_analytics as ka
-from kaudit_analytics.ingestion import loader
-from kaudit_analytics.ingestion.dedupe import KeyIndex
-loader.FLUSH_BYTES = 200_000  # flush often so the kill lands between and inside writes
-ka.ingest(sys.argv[1], sys.argv[2])
-"""
-
-
-@pytest.mark.slow
-def test_kill_minus_nine_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    log = tmp_path / "audit.log"
-    log.write_bytes(_lines(*(_event(n, minute=n % 60) for n in range(60_000))))
-    lake = tmp_path / "lake"
-    for delay in (1.0, 1.5, 2.0):
-        proc = subprocess.Popen([sys.executable, "-c", _CRASHER, str(log), str(lake)])
-        time.sleep(delay)
-        proc.kill()
-        proc.wait()
-        # Whatever the moment, what a reader sees is a valid lake.
-        ka.scan(lake).select(pl.len()).collect() if lake.exists() else None
-        assert not [p for p in lake.rglob("*.parquet") if p.name.startswith(".")]
-    ka.ingest(log, lake)
-    ids = ka.scan(lake).select(s.AUDIT_ID).collect()[s.AUDIT_ID]
-    assert ids.len() == 60_000
-    assert ids.n_unique() == 60_000
 
 
 def test_parquet_files_are_zstd(tmp_path: Path) -> None:
@@ -521,7 +549,9 @@ def test_copying_a_lake_keeps_it_readable(tmp_path: Path) -> None:
     ka.ingest(log, tmp_path / "lake")
     shutil.copytree(tmp_path / "lake", tmp_path / "copy")
     assert ka.scan(tmp_path / "copy").collect().height == 1
-    assert list((tmp_path / "copy" / "_kaudit").iterdir())
+    # The bookkeeping is in the table's log: the copy knows what it holds.
+    again = ka.ingest(log, tmp_path / "copy")
+    assert (again.files_unchanged, again.events_written) == (1, 0)
 
 
 def _event_list(*events: bytes) -> bytes:
@@ -585,3 +615,72 @@ def test_repeated_values_are_dictionary_encoded_nested_ones_too(tmp_path: Path) 
     for path in ("user", "groups, list, element", "annotations, list, element, value"):
         assert dictionary[path], path
     assert not dictionary[s.AUDIT_ID]  # unique per event: no dictionary attempt
+
+
+# --- a newcomer's first runs -------------------------------------------------------------------
+
+
+def test_ingesting_the_folder_that_holds_the_lake_never_reads_the_lake(tmp_path: Path) -> None:
+    """`kaudit ingest .` where the lake is `./lake`: run after run, nothing of it is read."""
+    (tmp_path / "audit.log").write_bytes(_lines(*(_event(n) for n in range(5))))
+    first = ka.ingest(tmp_path, tmp_path / "lake")
+    second = ka.ingest(tmp_path, tmp_path / "lake")
+    other = ka.ingest(tmp_path, tmp_path / "other-lake")  # another lake in the folder too
+    assert (first.events_written, first.quarantined, first.files) == (5, 0, 1)
+    assert (second.events_written, second.quarantined, second.files) == (0, 0, 1)
+    assert (other.quarantined, other.files) == (0, 1)
+    assert lake_mod.scan_quarantine(tmp_path / "lake").collect().is_empty()
+
+
+def test_files_that_are_not_logs_are_skipped_and_counted(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "audit.log").write_bytes(_lines(_event(1)))
+    (logs / "README.md").write_text("# our audit logs\n")
+    (logs / "users.tsv").write_text("name\tteam\nalice\tops\n")
+    (logs / "policy.yaml").write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"
+    )
+    for _ in range(2):  # every run: skipped and counted, never quarantined
+        stats = ka.ingest(logs, tmp_path / "lake")
+        assert (stats.quarantined, stats.files_skipped) == (0, 3)
+    kinds = {what: count for what, count, _ in stats.files_skipped_by_kind}
+    assert kinds == {"documentation": 1, "a table": 1, "a Kubernetes Policy manifest": 1}
+    assert "3 file(s) are not logs and were skipped" in stats.summary()
+    assert lake_mod.scan_quarantine(tmp_path / "lake").collect().is_empty()
+
+
+def test_a_folder_holding_other_files_is_not_made_a_lake(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(_lines(_event(1)))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine\n")
+    with pytest.raises(lake_mod.LakeError, match="is not a lake and not empty"):
+        ka.ingest(log, home)
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert ka.ingest(log, tmp_path / "empty").events_written == 1
+
+
+def test_small_files_are_parsed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parse per batch of lines, not per file: a file's own overhead is a few ms."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for f in range(40):
+        (logs / f"audit-{f:02d}.log").write_bytes(
+            _lines(*(_event(f * 100 + n, minute=f) for n in range(20)))
+        )
+    calls: list[int] = []
+    parse = Parser.parse
+
+    def counting(self: Any, table: Any, source: str | None = None) -> Any:
+        calls.append(table.num_rows)
+        return parse(self, table, source)
+
+    monkeypatch.setattr(Parser, "parse", counting)
+    stats = ka.ingest(logs, tmp_path / "lake")
+    assert (stats.files, stats.events_written) == (40, 800)
+    assert calls == [800]
+    lines = ka.scan(tmp_path / "lake").group_by(s.SOURCE_FILE).agg(pl.col(s.SOURCE_LINE).max())
+    assert lines.collect()[s.SOURCE_LINE].to_list() == [20] * 40

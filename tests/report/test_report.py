@@ -22,7 +22,7 @@ from kaudit_analytics import schema as s
 from kaudit_analytics.cli import main
 from kaudit_analytics.policy import load_policy
 from tests.compliance.test_compliance import PRIVILEGED_POD, event, frame
-from tests.paths import POLICIES, REPO
+from tests.paths import FIXTURES, POLICIES, REPO
 
 UTC = dt.UTC
 END = dt.datetime(2026, 11, 23, tzinfo=UTC)
@@ -328,7 +328,7 @@ def test_notebook_is_thin_and_parameterised() -> None:
     tagged = [cell for cell in code if "parameters" in cell["metadata"].get("tags", [])]
     assert len(tagged) == 1
     names = set(re.findall(r"^(\w+)\s*=", "".join(tagged[0]["source"]), flags=re.M))
-    assert {"lake", "since", "until", "policy"} <= names
+    assert {"lake", "since", "until", "policy", "settings_file", "sigma_rules"} <= names
     assert not any(
         re.search(r"^\s*(def|class) ", "".join(cell["source"]), flags=re.M) for cell in code
     )
@@ -351,19 +351,136 @@ def test_notebook_runs_on_the_samples(falco_lake: Path, tmp_path: Path) -> None:
             "since": "2018-10-01",
             "until": "2018-11-01",
             "policy": str(POLICIES / "tuned.yaml"),
+            "settings_file": str(FIXTURES / "controls" / "disallowed-user" / "settings.yaml"),
+            "sigma_rules": str(FIXTURES / "sigma"),
         },
     )
     text = out.read_text()
     assert "privileged-pod" in text
+    assert "sigma:6d3f1c2e-9a41-4b8e-8f0a-1c2d3e4f5a61" in text  # the Sigma rules ran
+    assert "not-kubernetes.yml" in text  # and the one that cannot run is named
+    assert "allowed_groups" in text  # the settings it ran with
     assert CANARY not in text
 
 
-@pytest.mark.parametrize(("cluster", "events"), [("default", 49), ("elsewhere", 0)])
-def test_cli_cluster_filter(falco_lake: Path, tmp_path: Path, cluster: str, events: int) -> None:
+def test_cli_cluster_filter(falco_lake: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _run(
         "--lake", str(falco_lake), "--since", "2010-01-01", "--until", "2024-01-01",
-        "--cluster", cluster, "--out", str(out), "--format", "json",
+        "--cluster", "default", "--out", str(out), "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "summary.json").read_text())["events"] == events
+    assert json.loads((out / "summary.json").read_text())["events"] == 49
+
+
+# --------------------------------------------------------------------------- nothing to report
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake of the project's own fixtures: one day, 2026-11-23, cluster ``prod``."""
+    lake = tmp_path_factory.mktemp("small-lake")
+    ka.ingest(sorted((FIXTURES / "controls" / "pod-exec").glob("*.jsonl")), lake, cluster="prod")
+    return lake
+
+
+def _one_sentence(result: Any) -> str:
+    assert result.exit_code == r.EXIT_ERROR, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    return str(lines[0])
+
+
+@pytest.mark.parametrize("fail_on", [[], ["--fail-on", "low"]])
+def test_cli_empty_window_says_what_the_lake_holds(
+    small_lake: Path, tmp_path: Path, fail_on: list[str]
+) -> None:
+    args = ["--lake", str(small_lake), "--since", "2026-12-01", "--until", "2026-12-08"]
+    line = _one_sentence(_run(*args, "--out", str(tmp_path / "o"), *fail_on))
+    assert line.startswith("Error: no events between 2026-12-01 00:00 and 2026-12-08 00:00 UTC")
+    assert "from 2026-11-23 10:00 to 2026-11-23 10:00 UTC in cluster(s) prod" in line
+
+
+def test_cli_misspelt_cluster(small_lake: Path, tmp_path: Path) -> None:
+    args = ["--lake", str(small_lake), "--since", "2026-11-23", "--until", "2026-11-24"]
+    line = _one_sentence(_run(*args, "--cluster", "prd", "--out", str(tmp_path / "o")))
+    assert line == "Error: no cluster named 'prd' in the lake (did you mean 'prod'?); it holds prod"
+
+
+def test_cli_folder_that_is_not_a_lake(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "audit.log").write_text("{}\n")
+    line = _one_sentence(_run("--lake", str(tmp_path / "logs"), "--out", str(tmp_path / "o")))
+    assert "is not a lake" in line
+
+
+def test_cli_settings_file(small_lake: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("allowed_users: [bob@example.com]\nsecret_burst: 50\n")
+    out = tmp_path / "o"
+    args = ["--lake", str(small_lake), "--since", "2026-11-23", "--until", "2026-11-24"]
+    result = _run(*args, "--out", str(out), "--settings", str(settings), "--format", "json,md")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings_file"] == "settings.yaml"
+    assert summary["settings"]["secret_burst"] == "50"  # noqa: S105 - a threshold, not a secret
+    statuses = {row["id"]: row["status"] for row in summary["controls"]}
+    assert statuses["disallowed-user"] == "fail"  # alice is not on the list
+    assert "| `secret_burst` | 50 |" in (out / "report.md").read_text()
+    settings.write_text("secret_brust: 50\n")
+    line = _one_sentence(_run(*args, "--out", str(out), "--settings", str(settings)))
+    assert line == (
+        f"Error: unknown setting 'secret_brust' (did you mean 'secret_burst'?) in {settings}"
+    )
+
+
+# --------------------------------------------------------------------------- a failing query
+
+#: A control whose query fails inside polars (a strict cast of user names to numbers).
+BROKEN = dataclasses.replace(
+    c.control("pod-exec"),
+    id="broken",
+    evidence=c.Where(pl.col(s.USER).cast(pl.Int64) > 0),
+)
+
+
+def test_a_failing_query_leaves_the_other_controls_assessed() -> None:
+    rows = [_at(1, verb="create", subresource="exec", code=101), _at(0.5)]
+    controls = [c.control("pod-exec"), BROKEN]
+    report = r.build_report(frame(rows), WINDOW, settings=SETTINGS, controls=controls)
+    by_id = {row.control.id: row.result for row in report.rows}
+    assert by_id["pod-exec"].status == "fail"
+    assert by_id["broken"].status == "not assessable"
+    assert by_id["broken"].reason.startswith("the evidence query failed: ")
+    assert set(report.errors) == {"broken"}
+    assert r.exit_code(report, None) == r.EXIT_ERROR
+
+
+def test_cli_failing_query_writes_the_report_and_exits_2(
+    small_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaudit_analytics.cli import report as cli_report
+
+    monkeypatch.setattr(cli_report, "CONTROLS", (*c.CONTROLS, BROKEN))
+    out = tmp_path / "o"
+    args = ["--lake", str(small_lake), "--since", "2026-11-23", "--until", "2026-11-24"]
+    result = CliRunner().invoke(main, ["report", *args, "--out", str(out), "--format", "json"])
+    assert result.exit_code == r.EXIT_ERROR
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "1 control(s) could not be assessed (broken)" in errors[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["errors"].keys() == {"broken"}
+    assert {row["id"]: row["status"] for row in summary["controls"]}["pod-exec"] == "fail"
+
+
+# --------------------------------------------------------------------------- HTML cells
+
+
+def test_html_findings_have_a_cluster_column_and_no_none(scenario: r.Report) -> None:
+    html = r.to_html(scenario, vega_bundle=STUB_BUNDLE)
+    assert "<th>Cluster</th>" in html
+    assert ">None<" not in html
+    assert "<td>test</td>" in html

@@ -22,7 +22,6 @@ from polars.testing import assert_frame_equal
 import kaudit_analytics as ka
 from kaudit_analytics import activity, compliance, report
 from kaudit_analytics.cli import main
-from kaudit_analytics.lake import load_sources
 from kaudit_analytics.policy import load_policy
 from kaudit_analytics.sample import generate
 from kaudit_analytics.testing import SAMPLE_DIR
@@ -143,25 +142,33 @@ def test_compliance_report_is_the_same_report(spark: SparkSession, fleet_lake: P
     assert got == expected  # results, trend, counts, clusters, coverage
 
 
-def test_spark_ingest_tasks_share_one_lake(
+def test_spark_ingest_tasks_stage_in_parallel_and_commit_once(
     spark: SparkSession, fleet_lake: Path, tmp_path: Path
 ) -> None:
-    """Per-file ingest as Spark tasks: the lock serialises them, dedupe and bookkeeping hold."""
+    """Per-file ingest as Spark tasks: one commit, dedupe and bookkeeping as for sequential runs."""
     from kaudit_analytics import spark as ks
 
     files = sorted(SAMPLE_DIR.iterdir())
     stats = ks.ingest(spark, files, tmp_path / "lake", cluster="prod")
     assert [s.files for s in stats] == [1] * len(files)
     assert sum(s.events_written for s in stats) == 20_000
+    assert {s.version for s in stats} == {1}  # one commit for every task
     # The sample's rotated copies overlap nothing, so every event is there exactly once.
     got = ka.scan(tmp_path / "lake").drop("source_file").collect()
     expected = ka.scan(fleet_lake, cluster="prod").drop("source_file").collect()
     assert_frame_equal(_sorted(got), _sorted(expected), check_row_order=False)
-    for file in files:  # the same per-file ingests, one after the other
-        ka.ingest(file, tmp_path / "sequential", cluster="prod")
-    assert load_sources(tmp_path / "lake").keys() == load_sources(tmp_path / "sequential").keys()
     again = ks.ingest(spark, [SAMPLE_DIR], tmp_path / "lake", cluster="prod")
     assert sum(s.events_written for s in again) == 0
+    assert sum(s.files_unchanged for s in again) == len(files)
+    # Two tasks holding the same events (a file and its copy): the driver keeps one of each.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "a.log").write_bytes(files[-1].read_bytes())
+    (copy / "b.log").write_bytes(b"\n" + files[-1].read_bytes())  # another first line
+    twice = ks.ingest(spark, [copy], tmp_path / "twice", cluster="prod")
+    written = sum(s.events_written for s in twice)
+    assert written == ka.scan(tmp_path / "twice").select(pl.len()).collect().item()
+    assert sum(s.duplicates for s in twice) == written
 
 
 def _cli(*args: str) -> Any:
