@@ -768,7 +768,9 @@ def data_files(
 ) -> pl.DataFrame:
     """The table's live files: ``path`` (relative), ``size``, ``rows``, ``cluster``, ``date``,
     and the range of their events' ``request_ts`` (``first``, ``last``; null where unknown)."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    # Read through the Arrow stream: ``pa.table()`` would first ask whether it was given a
+    # pandas frame, and importing pandas for that is a third of ``kaudit describe``'s time.
+    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
     names = actions.column_names
     columns = {
         "path": "path",

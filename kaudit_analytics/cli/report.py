@@ -21,11 +21,11 @@ from kaudit_analytics.cli._output import number
 from kaudit_analytics.compliance import (
     CONTROLS,
     SEVERITIES,
-    Control,
     SettingsError,
     Severity,
     load_settings,
 )
+from kaudit_analytics.compliance.sigma import load_rules as load_sigma_rules
 from kaudit_analytics.lake import LakeError
 from kaudit_analytics.policy import PolicyError
 from kaudit_analytics.spark.session import SparkUnavailableError
@@ -89,8 +89,8 @@ def report_command(
     try:
         window = _report.parse_window(since, until, now=dt.datetime.now(dt.UTC))
         chosen = _report.check_formats(formats.split(","))
-        settings = load_settings(Path(settings_path)) if settings_path else None
-        controls, problems = _controls(sigma_dirs)
+        settings = load_settings(Path(settings_path) if settings_path else None)
+        sigma_rules = load_sigma_rules([Path(d) for d in sigma_dirs])
         make = _report.report_from_lake
         if engine == "spark":
             from kaudit_analytics import spark as _spark
@@ -105,10 +105,10 @@ def report_command(
             cluster=list(cluster) or None,
             settings=settings,
             settings_name=Path(settings_path).name if settings_path else None,
-            controls=controls,
+            controls=(*CONTROLS, *sigma_rules.controls),
         )
-        if problems:
-            result = dataclasses.replace(result, sigma_problems=problems)
+        if sigma_rules.problems:
+            result = dataclasses.replace(result, sigma_problems=dict(sigma_rules.problems))
         written = _report.write_report(result, out, chosen)
     except (
         _report.ReportError,
@@ -134,13 +134,3 @@ def report_command(
             err=True,
         )
     click.get_current_context().exit(_report.exit_code(result, fail_on))
-
-
-def _controls(sigma_dirs: tuple[str, ...]) -> tuple[tuple[Control, ...], dict[str, str]]:
-    """The built-in controls, plus the Sigma rules of the given folders."""
-    if not sigma_dirs:
-        return CONTROLS, {}
-    from kaudit_analytics.compliance import sigma
-
-    loaded = sigma.load_rules([Path(d) for d in sigma_dirs])
-    return (*CONTROLS, *loaded.controls), dict(loaded.problems)

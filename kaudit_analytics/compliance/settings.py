@@ -418,8 +418,11 @@ def settings_from_mapping(
     return _check(dataclasses.replace(base or Settings(), **changes))
 
 
-def load_settings(source: str | os.PathLike[str], *, base: Settings | None = None) -> Settings:
-    """Settings from a YAML file (a path) or YAML text; what is not given keeps its default.
+def load_settings(
+    source: str | os.PathLike[str] | None, *, base: Settings | None = None
+) -> Settings:
+    """Settings from a YAML file (a path) or YAML text; what is not given keeps its default
+    (``None``: ``base``, or the defaults).
 
     Raises
     ------
@@ -427,6 +430,8 @@ def load_settings(source: str | os.PathLike[str], *, base: Settings | None = Non
         When the file cannot be read, is not a YAML mapping, names an unknown setting or holds
         a value of the wrong kind, in one sentence naming the setting.
     """
+    if source is None:
+        return base or Settings()
     text = os.fspath(source)
     where = ""
     if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yaml", ".yml"))):

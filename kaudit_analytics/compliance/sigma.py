@@ -121,14 +121,27 @@ def _control(rule: Any, expr: pl.Expr, source: str) -> Control:
     )
 
 
-def load_rules(sources: Sequence[str | Path]) -> LoadedRules:
+def load_rules(sources: str | Path | Sequence[str | Path] | None) -> LoadedRules:
     """Sigma rules (files, folders, or YAML text) as controls, and the problems of the others.
+
+    ``None`` or no sources give no rules, and need no pySigma: a caller passes its option
+    through whether or not the user gave one.
 
     Raises
     ------
     ImportError
-        When pySigma is not installed (``pip install kaudit-analytics[sigma]``).
+        When there are rules to load and pySigma is not installed
+        (``pip install kaudit-analytics[sigma]``).
+
+    Examples
+    --------
+    >>> load_rules(None)
+    LoadedRules(controls=(), problems=())
     """
+    if sources is None or isinstance(sources, str | Path):
+        sources = [] if sources is None else [sources]
+    if not sources:
+        return LoadedRules((), ())
     from sigma.exceptions import SigmaError
     from sigma.rule import SigmaRule
 

@@ -222,7 +222,7 @@ def check_one_policy(events: pl.LazyFrame) -> None:
     msg = (
         f"clusters {row[CLUSTER]} and {row['other']} were logged under different audit policies "
         f"('{_shape(row)}' is logged {how}; {conflicts.height} such request shape(s)): "
-        "choose one with --cluster, or allow mixing them explicitly"
+        "choose one with --cluster, or replay them as one with --mixed-policies"
     )
     raise MixedPoliciesError(msg)
 

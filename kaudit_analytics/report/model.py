@@ -33,7 +33,7 @@ import polars as pl
 
 from kaudit_analytics import compliance as c
 from kaudit_analytics import schema as s
-from kaudit_analytics.lake import EVENTS, LakeError, describe, is_lake, scan
+from kaudit_analytics.lake import describe, require_lake, scan
 
 __all__ = [
     "EXIT_ERROR",
@@ -734,15 +734,7 @@ def report_from_lake(
     kaudit_analytics.policy.PolicyError
         When the policy file is not a valid audit policy.
     """
-    if not is_lake(lake):
-        root = Path(lake)
-        msg = (
-            f"no lake at {root}: the folder does not exist"
-            if not root.is_dir()
-            else f"{root} is not a lake (it has no {EVENTS}/ folder); give the folder "
-            "`kaudit ingest --lake` wrote"
-        )
-        raise LakeError(msg)
+    require_lake(lake)
     policy = None
     if policy_path is not None:
         from kaudit_analytics.policy import load_policy

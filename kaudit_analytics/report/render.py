@@ -130,6 +130,11 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _count(value: int) -> str:
+    """A count as people read it (``20,000``); the JSON summary keeps the number."""
+    return f"{value:,}"
+
+
 def summary(report: Report) -> dict[str, Any]:
     """The machine-readable summary (what ``to_json`` writes)."""
     return {
@@ -228,7 +233,7 @@ def to_markdown(report: Report) -> str:
         f"- Window: {_iso(report.window.since)} to {_iso(report.window.until)} "
         f"(previous: {_iso(report.previous_window.since)} to {_iso(report.previous_window.until)})",
         f"- Clusters: {_md(', '.join(report.clusters)) or 'none'}",
-        f"- Events: {report.events} (previous window: {report.previous_events})",
+        f"- Events: {_count(report.events)} (previous window: {_count(report.previous_events)})",
         f"- Audit policy: {_md(report.policy_name) if report.policy_name else 'not given'}",
         f"- Settings: {_md(report.settings_name) if report.settings_name else 'defaults'} "
         "(values below)",
@@ -242,7 +247,8 @@ def to_markdown(report: Report) -> str:
     ]
     out += [
         f"| {_md(row.control.title)} (`{row.control.id}`) | {row.control.severity} | "
-        f"{row.result.status} | {row.result.findings} | {row.previous.findings} | {row.trend} | "
+        f"{row.result.status} | {_count(row.result.findings)} | {_count(row.previous.findings)} | "
+        f"{row.trend} | "
         f"{row.attack} | {_md(row.frameworks)} |"
         for row in report.rows
     ]
@@ -265,7 +271,11 @@ def to_markdown(report: Report) -> str:
         if row.result.status != "fail":
             continue
         shown, total = _evidence_rows(report, row.control.id)
-        out += ["", f"## Findings: {_md(row.control.title)} ({total}, {row.control.severity})", ""]
+        out += [
+            "",
+            f"## Findings: {_md(row.control.title)} ({_count(total)}, {row.control.severity})",
+            "",
+        ]
         out += [_md(row.control.detects), ""]
         out += [
             "| When | Cluster | Who | What | Where | Outcome | Detail | Source |",
@@ -278,7 +288,7 @@ def to_markdown(report: Report) -> str:
             for r in shown
         ]
         if total > len(shown):
-            out += ["", f"{total - len(shown)} more in evidence.csv / evidence.parquet."]
+            out += ["", f"{_count(total - len(shown))} more in evidence.csv / evidence.parquet."]
     if report.coverage:
         out += ["", f"## Policy coverage ({_md(report.policy_name)})", ""]
         out += ["| Control | Support | Reason |", "|---|---|---|"]
@@ -321,6 +331,7 @@ def _environment() -> jinja2.Environment:
         autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
     env.filters["iso"] = _iso
+    env.filters["count"] = _count
     return env
 
 

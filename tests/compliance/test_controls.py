@@ -10,6 +10,7 @@ each case is the span of its own events.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +19,7 @@ import pytest
 from kaudit_analytics import compliance as c
 from kaudit_analytics import schema as s
 from kaudit_analytics.compliance.evidence import Flagged, Where
-from tests.paths import FIXTURES
+from tests.paths import FIXTURES, REPO
 
 CASES = FIXTURES / "controls"
 IDS = [ctrl.id for ctrl in c.CONTROLS]
@@ -101,3 +102,14 @@ def test_fixtures_are_plain_audit_events() -> None:
 
 def _path(p: Path) -> str:
     return p.as_posix()
+
+
+def test_the_docs_count_every_control() -> None:
+    """The README states how many controls there are; a new control updates it."""
+    stated = {
+        (doc.name, int(n))
+        for doc in (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+        for n in re.findall(r"\b(\d+) controls\b", doc.read_text(encoding="utf-8"))
+    }
+    assert stated, "the README no longer says how many controls there are"
+    assert {n for _, n in stated} == {len(c.CONTROLS)}, stated

@@ -176,6 +176,13 @@ def test_html_snapshot(scenario: r.Report, snapshot: SnapshotAssertion) -> None:
     assert r.to_html(scenario, vega_bundle=STUB_BUNDLE) == snapshot
 
 
+def test_counts_are_grouped_by_thousands(scenario: r.Report) -> None:
+    big = dataclasses.replace(scenario, events=1_234_567, previous_events=20_000)
+    assert "1,234,567 (previous window: 20,000)" in r.to_markdown(big)
+    assert "1,234,567 (previous window: 20,000)" in r.to_html(big, vega_bundle=STUB_BUNDLE)
+    assert json.loads(r.to_json(big))["events"] == 1_234_567
+
+
 def test_chart_specs_snapshot(scenario: r.Report, snapshot: SnapshotAssertion) -> None:
     assert r.chart_specs(scenario) == snapshot
 

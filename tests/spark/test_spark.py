@@ -179,7 +179,16 @@ def _cli(*args: str) -> Any:
 
 def test_cli_engine_spark(spark: SparkSession, fleet_lake: Path, tmp_path: Path) -> None:
     del spark  # the CLI finds the session the fixture started
-    simulate = ("policy", "simulate", str(POLICY), "--lake", str(fleet_lake), "--json")
+    simulate = (
+        "policy",
+        "simulate",
+        str(POLICY),
+        "--lake",
+        str(fleet_lake),
+        "--json",
+        "--cluster",
+        "prod",
+    )
     on_spark = json.loads(_cli(*simulate, "--engine", "spark", "--master", "local[2]").output)
     assert on_spark == json.loads(_cli(*simulate).output)
     common = ("report", "--lake", str(fleet_lake), "--since", "2024-09-12", "--until", "2024-09-13")
