@@ -564,6 +564,7 @@ def sample_events(tmp_path_factory: pytest.TempPathFactory) -> pl.LazyFrame:
     return ka.scan(lake)
 
 
+@pytest.mark.slow
 def test_sample_requests_fall_in_exactly_one_cell(sample_events: pl.LazyFrame) -> None:
     frame = sample_events.select(AUDIT_ID, EVENT_BYTES).collect()
     totals = (frame[AUDIT_ID].n_unique(), frame.height, int(frame[EVENT_BYTES].sum()))
@@ -584,6 +585,7 @@ def test_sample_requests_fall_in_exactly_one_cell(sample_events: pl.LazyFrame) -
     assert summary.select("requests", "events", "bytes").row(0) == totals
 
 
+@pytest.mark.slow
 def test_sample_drill_downs(sample_events: pl.LazyFrame) -> None:
     busiest = (
         sample_events.filter(pl.col(NAME).is_not_null() & pl.col(NAMESPACE).is_not_null())

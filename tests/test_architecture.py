@@ -32,6 +32,7 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_import_contracts_hold() -> None:
     result = _lint_imports(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -99,6 +100,7 @@ def _private_uses(path: Path, root: Path = REPO) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_no_package_uses_another_packages_private_names() -> None:
     found = [use for path in sorted(PACKAGE.rglob("*.py")) for use in _private_uses(path)]
     assert found == []

@@ -135,6 +135,7 @@ def test_chart_data_is_the_aggregate_only() -> None:
     assert set(rows[0]) == set(cells.columns)
 
 
+@pytest.mark.slow
 def test_save_html_inlines_the_libraries(tmp_path: Path) -> None:
     page = charts.save_html(CHARTS["activity_dashboard"](), tmp_path / "board.html")
     html = page.read_text(encoding="utf-8")
@@ -209,6 +210,7 @@ def _executed_notebook(names: list[str], markdown: str = "# Charts") -> Any:
     return nbformat.v4.new_notebook(cells=cells)
 
 
+@pytest.mark.slow
 def test_export_notebook_inlines_the_libraries_once(tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     names = ["hour_weekday_heatmap", "response_codes_chart", "activity_dashboard"]
@@ -225,6 +227,7 @@ def test_export_notebook_inlines_the_libraries_once(tmp_path: Path) -> None:
     assert "hour_weekday_heatmap" in with_code.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_export_notebook_without_charts_carries_no_library(tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     source = tmp_path / "text.ipynb"

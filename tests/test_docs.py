@@ -18,7 +18,21 @@ MODULES = sorted(
 )
 
 
-@pytest.mark.parametrize("name", MODULES)
+#: Modules whose examples write lakes or render reports (a second or more each): run by
+#: ``make test``, left out of the fast loop.
+SLOW = {
+    "kaudit_analytics.charts",
+    "kaudit_analytics.compliance.assess",
+    "kaudit_analytics.ingestion.loader",
+    "kaudit_analytics.lake",
+    "kaudit_analytics.report.model",
+    "kaudit_analytics.report.render",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=[pytest.mark.slow] * (name in SLOW)) for name in MODULES]
+)
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
     # The examples show frames as polars prints them by default, whatever the terminal.

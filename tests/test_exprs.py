@@ -593,6 +593,7 @@ GKE_IDENTITIES: dict[str | None, Identity] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("source", "identities", "must_see"),
     [

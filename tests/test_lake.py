@@ -50,6 +50,7 @@ def _count(lake: Path, **kwargs: Any) -> int:
 # --- versions and history ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_ingest_is_a_version_readable_later(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     first = ka.ingest(_log(tmp_path / "a.log", range(10)), lake)
@@ -92,6 +93,7 @@ def _another_writer_first(monkeypatch: pytest.MonkeyPatch, other: Path, lake: Pa
     monkeypatch.setattr(commit_mod, "CHECKPOINT", hook)
 
 
+@pytest.mark.slow
 def test_a_commit_after_another_writer_checks_again_and_says_it_waited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,6 +113,7 @@ def test_a_commit_after_another_writer_checks_again_and_says_it_waited(
     assert stats.version == 2  # 0: created by this run; 1: the other writer's
 
 
+@pytest.mark.slow
 def test_no_wait_fails_at_the_first_conflict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,6 +141,7 @@ def test_a_lake_stays_one_schema_for_every_reader(tmp_path: Path) -> None:
 # --- byte sums past 2**31 ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_byte_columns_are_int64_and_sums_do_not_wrap(tmp_path: Path) -> None:
     lake = lake_mod.locate(tmp_path / "lake")
     log = _log(tmp_path / "a.log", range(4))
@@ -162,6 +166,7 @@ def test_byte_columns_are_int64_and_sums_do_not_wrap(tmp_path: Path) -> None:
 # --- describe ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_describe_counts_per_cluster_with_quarantine(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     log = tmp_path / "a.log"
@@ -199,6 +204,7 @@ def test_reading_what_is_not_a_lake_is_one_sentence(
 # --- compaction, retention, vacuum -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compaction_merges_small_files_and_keeps_every_event(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     for hour in range(6):  # hourly loads: one small file per load and day
@@ -221,6 +227,7 @@ def test_compaction_merges_small_files_and_keeps_every_event(tmp_path: Path) -> 
     assert (again.events_written, again.duplicates) == (10, 30)
 
 
+@pytest.mark.slow
 def test_retention_deletes_old_days_and_their_files(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     ka.ingest(_log(tmp_path / "old.log", range(10), day=1), lake)
@@ -299,6 +306,7 @@ def _legacy_lake(tmp_path: Path) -> tuple[Path, Path]:
     return lake, log
 
 
+@pytest.mark.slow
 def test_a_folder_lake_is_read_as_before_and_upgraded_in_place(tmp_path: Path) -> None:
     lake, log = _legacy_lake(tmp_path)
     assert lake_mod.state(lake) == "folder"
@@ -332,6 +340,7 @@ def test_a_folder_lake_is_read_as_before_and_upgraded_in_place(tmp_path: Path) -
     assert lake_mod.history(lake)["operation"].to_list()[-1] == "upgrade"
 
 
+@pytest.mark.slow
 def test_compaction_rewrites_old_int32_files_as_int64(tmp_path: Path) -> None:
     lake, _ = _legacy_lake(tmp_path)
     lake_mod.upgrade(lake)
@@ -346,6 +355,7 @@ def test_compaction_rewrites_old_int32_files_as_int64(tmp_path: Path) -> None:
 # --- the quarantine -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quarantined_lines_are_retried_after_a_fix(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     log = tmp_path / "a.log"
@@ -372,6 +382,7 @@ def test_copy_of_a_lake_on_another_path_is_the_same_lake(tmp_path: Path) -> None
     assert _count(tmp_path / "moved") == 5
 
 
+@pytest.mark.slow
 def test_an_ingest_reads_the_keys_of_the_stored_files_its_hours_meet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,6 +58,7 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_the_first_install_says_what_it_does(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     done = make(f"PYTHON={fake_python(tmp_path)}", f"VENV={venv}", f"{venv}/.installed")

@@ -53,6 +53,7 @@ def as_json(result: Result) -> Any:
 # --------------------------------------------------------------------------- top
 
 
+@pytest.mark.slow
 def test_top_prints_users_verbs_and_resources(sample_lake: Path) -> None:
     result = run(sample_lake, "top")
     assert result.exit_code == 0, result.output
@@ -63,6 +64,7 @@ def test_top_prints_users_verbs_and_resources(sample_lake: Path) -> None:
     assert " %" in result.output  # the share
 
 
+@pytest.mark.slow
 def test_top_json_adds_up_to_the_window(sample_lake: Path, sample_events: pl.LazyFrame) -> None:
     tables = as_json(
         run(sample_lake, "top", "--by", "namespace", "--by", "verb", "-n", "3", "--json")
@@ -216,6 +218,7 @@ def test_sql_prints_a_table_with_one_number_format(sample_lake: Path) -> None:
     assert f"{total:,}" in result.stdout
 
 
+@pytest.mark.slow
 def test_sql_cuts_long_results_on_screen_only(sample_lake: Path, tmp_path: Path) -> None:
     result = run(sample_lake, "sql", "SELECT audit_id FROM events", "--rows", "3")
     assert result.exit_code == 0, result.output
@@ -322,6 +325,7 @@ def test_the_readme_walkthrough_runs_on_the_demo_lake(
         assert result.exit_code == 0, (words, result.output)
 
 
+@pytest.mark.slow
 def test_a_terminal_sees_what_is_running_and_a_pipe_does_not(sample_lake: Path) -> None:
     run_kaudit = "from kaudit_analytics.cli import main; main()"
     command = [sys.executable, "-c", run_kaudit, "top", "--lake", str(sample_lake)]

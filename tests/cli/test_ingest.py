@@ -37,6 +37,7 @@ def log(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_ingest_prints_a_summary_and_problem_sentences(tmp_path: Path, log: Path) -> None:
     result = CliRunner().invoke(main, ["ingest", str(log), "--lake", str(tmp_path / "lake")])
     assert result.exit_code == 0, result.output
@@ -44,6 +45,7 @@ def test_ingest_prints_a_summary_and_problem_sentences(tmp_path: Path, log: Path
     assert f"1 line was not valid JSON and quarantined (first: {log.resolve()}:2)." in result.output
 
 
+@pytest.mark.slow
 def test_strict_fails_on_any_quarantined_line(tmp_path: Path, log: Path) -> None:
     args = ["ingest", str(log), "--lake", str(tmp_path / "lake"), "--strict"]
     result = CliRunner().invoke(main, args)
@@ -51,6 +53,7 @@ def test_strict_fails_on_any_quarantined_line(tmp_path: Path, log: Path) -> None
     assert result.output.strip().endswith("Error: --strict: 1 line(s) were quarantined")
 
 
+@pytest.mark.slow
 def test_nothing_loadable_is_an_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.log"
     bad.write_text("{broken\n")
@@ -81,6 +84,7 @@ def test_user_errors_are_one_sentence_without_traceback(
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_demo_loads_the_bundled_sample(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--lake", str(tmp_path / "lake")])
     assert result.exit_code == 0, result.output
@@ -90,6 +94,7 @@ def test_demo_loads_the_bundled_sample(tmp_path: Path) -> None:
     assert "Events: 0 new" in again.output
 
 
+@pytest.mark.slow
 def test_progress_reports_running_totals_per_batch_and_file(tmp_path: Path) -> None:
     from kaudit_analytics import ingest
     from kaudit_analytics.ingestion import Progress
@@ -128,6 +133,7 @@ def test_progress_line_shows_on_a_terminal_only(tmp_path: Path, log: Path) -> No
     assert b"ev/s" in shown
 
 
+@pytest.mark.slow
 def test_describe_json_has_every_cluster_and_its_quarantine(tmp_path: Path, log: Path) -> None:
     lake = str(tmp_path / "lake")
     CliRunner().invoke(main, ["ingest", str(log), "--lake", lake, "--cluster", "prod"])
@@ -143,6 +149,7 @@ def test_describe_json_has_every_cluster_and_its_quarantine(tmp_path: Path, log:
     assert "prod" in table.output
 
 
+@pytest.mark.slow
 def test_max_line_bytes_is_an_option_and_the_message_names_the_limit(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_text(json.dumps({**EVENT, "requestObject": {"blob": "x" * 3000}}) + "\n")
@@ -154,6 +161,7 @@ def test_max_line_bytes_is_an_option_and_the_message_names_the_limit(tmp_path: P
     assert "Events: 1 new" in big.output
 
 
+@pytest.mark.slow
 def test_lake_commands_compact_history_retain(tmp_path: Path) -> None:
     lake = str(tmp_path / "lake")
     for n in range(3):
@@ -179,6 +187,7 @@ def test_lake_commands_compact_history_retain(tmp_path: Path) -> None:
     assert "is not a duration such as 400d" in bad.output
 
 
+@pytest.mark.slow
 def test_quarantine_list_show_retry(tmp_path: Path) -> None:
     lake = str(tmp_path / "lake")
     log = tmp_path / "audit.log"
@@ -213,6 +222,7 @@ def test_ingest_into_a_folder_of_other_files_is_refused(tmp_path: Path, log: Pat
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_waiting_ingest_says_so_and_does_not_count_the_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

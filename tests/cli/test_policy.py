@@ -134,6 +134,7 @@ def test_invalid_policy_is_a_user_error(tmp_path: Path) -> None:
     assert "change the header" in err
 
 
+@pytest.mark.slow
 def test_simulate_prints_a_warning_once(sample_lake: Path, tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(
@@ -146,6 +147,7 @@ def test_simulate_prints_a_warning_once(sample_lake: Path, tmp_path: Path) -> No
     assert err.count("warning:") == 1
 
 
+@pytest.mark.slow
 def test_simulate_shows_the_span_and_extrapolates_short_traffic(two_policies: Path) -> None:
     exit_code, out, _ = run(
         "simulate", "cis-minimal", "--lake", str(two_policies), "--cluster", "a", "--json"
@@ -164,6 +166,7 @@ def test_simulate_shows_the_span_and_extrapolates_short_traffic(two_policies: Pa
     assert "rates: observed" in out
 
 
+@pytest.mark.slow
 def test_clusters_logged_under_different_policies_are_not_mixed(two_policies: Path) -> None:
     lake = str(two_policies)
     for command in (["simulate", "gce"], ["compare", "gce"], ["diff", "gce", "eks"], ["suggest"]):
@@ -176,6 +179,7 @@ def test_clusters_logged_under_different_policies_are_not_mixed(two_policies: Pa
     assert run("simulate", "gce", "--lake", lake, "--cluster", "b")[0] == 0
 
 
+@pytest.mark.slow
 def test_window_options_filter_and_an_empty_window_says_what_the_lake_holds(
     sample_lake: Path,
 ) -> None:
@@ -196,6 +200,7 @@ def test_window_options_filter_and_an_empty_window_says_what_the_lake_holds(
     assert "it holds 2024-09-10" in err
 
 
+@pytest.mark.slow
 def test_compare_prints_formatted_numbers_and_the_span(sample_lake: Path) -> None:
     exit_code, out, _ = run("compare", "gce", "cis-minimal", "--lake", str(sample_lake))
     assert exit_code == 0
@@ -210,6 +215,7 @@ def test_compare_prints_formatted_numbers_and_the_span(sample_lake: Path) -> Non
     assert all(row["observed_seconds"] > 86_400 for row in rows)
 
 
+@pytest.mark.slow
 def test_price_file_of_ones_own(sample_lake: Path, tmp_path: Path) -> None:
     prices = tmp_path / "prices.csv"
     prices.write_text("name,ingest_usd,storage_usd_month\nsiem,10,0\n", encoding="utf-8")
@@ -220,6 +226,7 @@ def test_price_file_of_ones_own(sample_lake: Path, tmp_path: Path) -> None:
     assert ours["usd_per_month"] > cloudwatch["usd_per_month"]
 
 
+@pytest.mark.slow
 def test_diff_names_non_resource_requests(sample_lake: Path) -> None:
     exit_code, out, _ = run("diff", "gce", "cis-minimal", "--lake", str(sample_lake), "--top", "40")
     assert exit_code == 0
@@ -232,6 +239,7 @@ def test_diff_names_non_resource_requests(sample_lake: Path) -> None:
     assert all(row["target"] for row in rows)
 
 
+@pytest.mark.slow
 def test_suggest(sample_lake: Path, tmp_path: Path) -> None:
     lake = str(sample_lake)
     exit_code, out, err = run("suggest", "--lake", lake, "--base", "kubernetes-docs")

@@ -42,6 +42,7 @@ def test_help_imports_none_of_the_heavy_libraries(args: list[str]) -> None:
     assert _imported_by(args) == []
 
 
+@pytest.mark.slow
 def test_the_heavy_check_can_fail() -> None:
     # Running a command does import them: the check above sees imports.
     assert "polars" in _imported_by(["describe", "--lake", "/nonexistent"])

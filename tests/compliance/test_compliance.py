@@ -366,6 +366,7 @@ def test_pass_names_what_it_rests_on() -> None:
     )
 
 
+@pytest.mark.slow
 def test_empty_window_is_never_a_pass() -> None:
     for ctrl in c.CONTROLS:
         result = assess(frame([]), c.Context(WINDOW), controls=[ctrl]).results[0]

@@ -63,6 +63,7 @@ def start_up_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lake
 
 
+@pytest.mark.slow
 def test_a_cluster_starting_up_raises_no_alarm(start_up_lake: Path) -> None:
     found = _everything(start_up_lake)
     assert _machinery_alarms(found).is_empty(), (
@@ -72,17 +73,20 @@ def test_a_cluster_starting_up_raises_no_alarm(start_up_lake: Path) -> None:
     assert found.filter(pl.col("control") == "denied-requests").height == 1
 
 
+@pytest.mark.slow
 def test_bootstrap_rbac_by_the_api_server_is_not_an_escalation(start_up_lake: Path) -> None:
     found = _everything(start_up_lake)
     assert found.filter(pl.col("control").str.starts_with("rbac-")).is_empty()
 
 
+@pytest.mark.slow
 def test_the_bundled_sample(sample_lake: Path) -> None:
     """``sample_lake`` is ``kaudit_analytics.testing.SAMPLE_DIR``, ingested."""
     alarms = _machinery_alarms(_everything(sample_lake))
     assert alarms.is_empty(), alarms.select("control", "who", "what").rows()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "folder",
     [
@@ -107,6 +111,7 @@ def test_public_samples(shared_samples: Path, tmp_path: Path, folder: str) -> No
     assert alarms.is_empty(), alarms.select("control", "who", "what").rows()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("capture", ["everything", "metadata", "tuned"])
 def test_real_apiserver_captures(tmp_path: Path, capture: str) -> None:
     if not (CAPTURES / capture).is_dir():

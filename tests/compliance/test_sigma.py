@@ -89,6 +89,7 @@ def test_unmapped_field_is_a_problem_not_a_crash() -> None:
     assert "did you mean 'objectRef.resource'" in loaded.problems[0][1]
 
 
+@pytest.mark.slow
 def test_report_runs_sigma_rules_end_to_end(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     ka.ingest(

@@ -194,6 +194,7 @@ def bucket(
     return name
 
 
+@pytest.mark.slow
 def test_a_lake_on_s3_is_written_read_and_described(bucket: str, tmp_path: Path) -> None:
     lake = f"s3://{bucket}/lake"
     log = _write(tmp_path / "audit.log", 0, 50)

@@ -118,6 +118,7 @@ def test_kill_minus_nine_then_rerun_loses_nothing_and_doubles_nothing(
     assert (again.files_unchanged, again.events_written, again.quarantined) == (2, 0, 0)
 
 
+@pytest.mark.slow
 def test_a_crash_before_the_commit_leaves_only_files_vacuum_removes(
     logs: Path, tmp_path: Path
 ) -> None:

@@ -79,6 +79,7 @@ def bucket(
     return fs
 
 
+@pytest.mark.slow
 def test_s3_prefix_loads_every_object_with_its_url(bucket: Any, tmp_path: Path) -> None:
     bucket.pipe(f"{bucket.name}/audit/a.log", _lines([_event(n) for n in range(10)]))
     bucket.pipe(
@@ -94,6 +95,7 @@ def test_s3_prefix_loads_every_object_with_its_url(bucket: Any, tmp_path: Path) 
     ]
 
 
+@pytest.mark.slow
 def test_s3_is_incremental_like_local_files(bucket: Any, tmp_path: Path) -> None:
     key = f"{bucket.name}/audit/audit.log"
     bucket.pipe(key, _lines([_event(n) for n in range(20)]))
@@ -109,6 +111,7 @@ def test_s3_is_incremental_like_local_files(bucket: Any, tmp_path: Path) -> None
     assert sorted(lines) == list(range(1, 26))
 
 
+@pytest.mark.slow
 def test_s3_glob_and_cloud_formats(bucket: Any, tmp_path: Path) -> None:
     record = {
         "category": "kube-audit",
@@ -122,6 +125,7 @@ def test_s3_glob_and_cloud_formats(bucket: Any, tmp_path: Path) -> None:
     assert ka.scan(tmp_path / "lake").collect()[s.SOURCE_FORMAT].to_list() == ["aks"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("url", "error"),
     [

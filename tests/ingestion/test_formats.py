@@ -258,6 +258,7 @@ def _loaded_rows(stats: ka.IngestStats, lake: Path) -> list[Row]:
     return sorted((_row(r) for r in rows), key=repr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "events", "quarantined", "skipped"), SAMPLES)
 def test_real_sample_matches_the_documented_mapping(
     shared_samples: Path, tmp_path: Path, name: str, events: int, quarantined: int, skipped: int
@@ -298,6 +299,7 @@ def test_all_cloud_samples_at_once_skip_and_quarantine_apart(
     assert {"aks", "gke", "kube-audit-rest", "native", "eventlist"} <= set(formats)
 
 
+@pytest.mark.slow
 def test_gke_entry_field_by_field(shared_samples: Path, tmp_path: Path) -> None:
     ka.ingest(shared_samples / "khi" / "k8s_audit" / "container_recorder_test_1_2.yaml", tmp_path)
     row = ka.scan(tmp_path).collect().row(0, named=True)
@@ -322,6 +324,7 @@ def test_gke_entry_field_by_field(shared_samples: Path, tmp_path: Path) -> None:
     assert row[s.LOSSY_FIELDS] == ["code", "groups", "level", "request_uri", "stage", "stage_ts"]
 
 
+@pytest.mark.slow
 def test_aks_string_log_keeps_the_event_byte_for_byte(shared_samples: Path, tmp_path: Path) -> None:
     path = shared_samples / "elastic-integrations" / "kubernetes-audit_logs-test-kube-audit.log"
     ka.ingest(path, tmp_path)
@@ -331,6 +334,7 @@ def test_aks_string_log_keeps_the_event_byte_for_byte(shared_samples: Path, tmp_
     assert (row[s.USER], row[s.RESOURCE], row[s.LOSSY_FIELDS]) == ("aksService", "leases", [])
 
 
+@pytest.mark.slow
 def test_kube_audit_rest_names_what_an_admission_review_lacks(
     shared_samples: Path, tmp_path: Path
 ) -> None:
@@ -417,6 +421,7 @@ def _load(
     return stats, frame
 
 
+@pytest.mark.slow
 def test_cloudwatch_export_task_text_lines(tmp_path: Path) -> None:
     lines = [f"2024-09-11T10:0{n}:00.123Z {_dumps(_event(n))}" for n in range(3)]
     lines.insert(1, "2024-09-11T10:00:30.000Z I0911 10:00:30.000000  10 controller.go:42] synced")
@@ -431,6 +436,7 @@ def test_cloudwatch_export_task_text_lines(tmp_path: Path) -> None:
     assert extra["arn"] == ["arn:aws:sts::123412341234:assumed-role/Admin/alice"]
 
 
+@pytest.mark.slow
 def test_subscription_deliveries_base64_gzip(tmp_path: Path) -> None:
     content = "\n".join(
         [
@@ -448,6 +454,7 @@ def test_subscription_deliveries_base64_gzip(tmp_path: Path) -> None:
     assert rows[s.SOURCE_FORMAT].unique().to_list() == ["eks"]
 
 
+@pytest.mark.slow
 def test_subscription_control_messages_and_other_streams_are_skipped(tmp_path: Path) -> None:
     control = {
         "messageType": "CONTROL_MESSAGE",
@@ -469,6 +476,7 @@ def test_subscription_control_messages_and_other_streams_are_skipped(tmp_path: P
     )
 
 
+@pytest.mark.slow
 def test_filter_log_events_document_and_insights_rows(tmp_path: Path) -> None:
     doc = {
         "events": [
@@ -497,6 +505,7 @@ def test_filter_log_events_document_and_insights_rows(tmp_path: Path) -> None:
     assert rows[s.SOURCE_FORMAT].to_list() == ["eks", "eks", "eks"]
 
 
+@pytest.mark.slow
 def test_firehose_concatenated_json_objects(tmp_path: Path) -> None:
     raw = json.loads(gzip.decompress(base64.b64decode(_delivery([_event(1)]))))
     two = _dumps(raw) + _dumps(
@@ -536,6 +545,7 @@ AKS_ROW = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_strings", [False, True], ids=["json-export", "dynamic-as-strings"])
 def test_log_analytics_aks_audit_rows(tmp_path: Path, as_strings: bool) -> None:
     row = dict(AKS_ROW)
@@ -563,6 +573,7 @@ def test_log_analytics_aks_audit_rows(tmp_path: Path, as_strings: bool) -> None:
     assert json.loads(other[s.REQUEST_OBJECT]) == {"kind": "ConfigMap"}
 
 
+@pytest.mark.slow
 def test_aks_other_categories_and_too_big_records_are_skipped(tmp_path: Path) -> None:
     def record(category: str, log: Any) -> dict[str, Any]:
         return {
@@ -595,6 +606,7 @@ def test_aks_other_categories_and_too_big_records_are_skipped(tmp_path: Path) ->
     assert rows[s.SOURCE_FORMAT].to_list() == ["aks", "aks"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("grpc", "http"),
     [
@@ -639,6 +651,7 @@ def test_gke_grpc_status_to_http(tmp_path: Path, grpc: int | None, http: int) ->
     assert row[s.MESSAGE] == (None if grpc is None else "denied")
 
 
+@pytest.mark.slow
 def test_gke_exec_command_goes_into_the_request_uri(tmp_path: Path) -> None:
     entry = {
         "protoPayload": {
@@ -663,6 +676,7 @@ def test_gke_exec_command_goes_into_the_request_uri(tmp_path: Path) -> None:
     assert (row[s.SUBRESOURCE], row[s.VERB], row[s.AUDIT_ID]) == ("exec", "create", "op-1")
 
 
+@pytest.mark.slow
 def test_partial_events_get_a_deterministic_id_and_say_so(tmp_path: Path) -> None:
     partial = _event(1)
     del partial["auditID"], partial["stage"], partial["requestReceivedTimestamp"]
@@ -686,6 +700,7 @@ def test_partial_events_get_a_deterministic_id_and_say_so(tmp_path: Path) -> Non
     assert again.events_written == 1
 
 
+@pytest.mark.slow
 def test_panther_records_space_separated_times_and_p_keys(tmp_path: Path) -> None:
     record = _event(1, p_log_type="Amazon.EKS.Audit", p_event_time="2022-11-29 00:09:04.38")
     record["requestReceivedTimestamp"] = "2022-11-29 00:09:04.38"
@@ -696,6 +711,7 @@ def test_panther_records_space_separated_times_and_p_keys(tmp_path: Path) -> Non
     assert (row[s.SOURCE_FORMAT], row[s.LOSSY_FIELDS]) == ("native", ["audit_id"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "written"), [("gke", 1), ("aks", 1), ("native", 1), ("eks", 0)])
 def test_forced_format_reads_only_that_format(tmp_path: Path, fmt: str, written: int) -> None:
     gke = {
@@ -723,6 +739,7 @@ SECRET = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "record",
     [
@@ -779,6 +796,7 @@ def test_formats_are_the_ones_the_loader_accepts() -> None:
     assert {"aks", "eks", "gke", "kube-audit-rest"} <= set(loader.FORMATS)
 
 
+@pytest.mark.slow
 def test_native_lines_do_not_reach_the_other_formats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

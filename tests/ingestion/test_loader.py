@@ -106,6 +106,7 @@ def test_real_sample_loads_every_event_with_its_values(
         assert row[s.TRUNCATED] is False
 
 
+@pytest.mark.slow
 def test_core_group_and_v1alpha1_group_version(shared_samples: Path, tmp_path: Path) -> None:
     ka.ingest(shared_samples / "kubernetes-website-docs" / "v1alpha1_events.jsonl", tmp_path)
     ka.ingest(shared_samples / "crowdsec-hub" / "k8s-audit-pod-exec-file.log", tmp_path)
@@ -165,6 +166,7 @@ def test_second_run_loads_nothing_new(tmp_path: Path) -> None:
     assert again.files_unchanged == 1
 
 
+@pytest.mark.slow
 def test_growing_file_resumes_after_last_complete_line(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     whole = _lines(*(_event(n) for n in range(10)))
@@ -182,6 +184,7 @@ def test_growing_file_resumes_after_last_complete_line(tmp_path: Path) -> None:
     assert sorted(lines) == list(range(1, 11))
 
 
+@pytest.mark.slow
 def test_rotated_and_compressed_copies_are_recognised(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "audit.log"
     log.parent.mkdir()
@@ -236,6 +239,7 @@ BAD_LINES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("bad", "reason"), BAD_LINES)
 def test_bad_line_is_quarantined_and_neighbours_load(
     tmp_path: Path, bad: bytes, reason: str
@@ -253,6 +257,7 @@ def test_bad_line_is_quarantined_and_neighbours_load(
     assert record["cluster"] == "default"
 
 
+@pytest.mark.slow
 def test_a_long_line_is_kept_whole_and_the_message_names_the_limit(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     long_line = _event(2, requestObject={"blob": "x" * 300_000})
@@ -267,6 +272,7 @@ def test_a_long_line_is_kept_whole_and_the_message_names_the_limit(tmp_path: Pat
     assert (again.events_written, again.quarantined) == (2, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("record", "expected", "absent"),
     [
@@ -307,6 +313,7 @@ def test_quarantine_detail_names_only_what_is_missing(
     assert absent not in detail
 
 
+@pytest.mark.slow
 def test_truncated_gzip_keeps_every_complete_line(tmp_path: Path) -> None:
     log = tmp_path / "audit.log.gz"
     whole = gzip.compress(_lines(*(_event(n) for n in range(2000))))
@@ -319,6 +326,7 @@ def test_truncated_gzip_keeps_every_complete_line(tmp_path: Path) -> None:
     assert record["line"] == stats.events_written + 1
 
 
+@pytest.mark.slow
 def test_empty_and_foreign_files_are_quarantined(tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "empty.log").write_bytes(b"")
@@ -373,6 +381,7 @@ def _secret_event(n: int, **extra: Any) -> bytes:
     return _event(n, level="RequestResponse", objectRef=ref, **extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "line",
     [
@@ -483,6 +492,7 @@ def test_go_escaped_bodies_are_kept_byte_for_byte(shared_samples: Path, tmp_path
 # --- the lake ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_scan_prunes_by_cluster_and_time(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     log.write_bytes(_lines(*(_event(n, minute=n) for n in range(30))))
@@ -563,6 +573,7 @@ def _event_list(*events: bytes) -> bytes:
     )
 
 
+@pytest.mark.slow
 def test_webhook_event_lists_one_per_line_mixed_with_events(tmp_path: Path) -> None:
     log = tmp_path / "webhook.log"
     log.write_bytes(_lines(_event_list(_event(1), _event(2)), _event(3), _event_list(_event(4))))
@@ -574,6 +585,7 @@ def test_webhook_event_lists_one_per_line_mixed_with_events(tmp_path: Path) -> N
     assert rows[s.EVENT_BYTES].to_list() == [len(_event(n)) for n in (1, 2, 3, 4)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "written", "quarantined"), [("native", 1, 1), ("eventlist", 2, 1)])
 def test_forced_format_reads_only_that_format(
     tmp_path: Path, fmt: str, written: int, quarantined: int
@@ -601,6 +613,7 @@ def test_key_index_agrees_with_a_set(batches: list[list[int]]) -> None:
         seen.update(batch)
 
 
+@pytest.mark.slow
 def test_repeated_values_are_dictionary_encoded_nested_ones_too(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     ka.ingest(SAMPLE_DIR, lake)
@@ -620,6 +633,7 @@ def test_repeated_values_are_dictionary_encoded_nested_ones_too(tmp_path: Path) 
 # --- a newcomer's first runs -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ingesting_the_folder_that_holds_the_lake_never_reads_the_lake(tmp_path: Path) -> None:
     """`kaudit ingest .` where the lake is `./lake`: run after run, nothing of it is read."""
     (tmp_path / "audit.log").write_bytes(_lines(*(_event(n) for n in range(5))))
@@ -663,6 +677,7 @@ def test_a_folder_holding_other_files_is_not_made_a_lake(tmp_path: Path) -> None
     assert ka.ingest(log, tmp_path / "empty").events_written == 1
 
 
+@pytest.mark.slow
 def test_small_files_are_parsed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One parse per batch of lines, not per file: a file's own overhead is a few ms."""
     logs = tmp_path / "logs"

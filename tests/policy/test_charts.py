@@ -46,6 +46,7 @@ def _views(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [view for child in children for view in _views(child)] if children else [node]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_policy_chart_renders_offline_with_tooltips(
     name: str, compared: pl.DataFrame, suggestion: Suggestion
@@ -57,6 +58,7 @@ def test_policy_chart_renders_offline_with_tooltips(
         assert "tooltip" in {**spec.get("encoding", {}), **view.get("encoding", {})}
 
 
+@pytest.mark.slow
 def test_charts_draw_what_the_library_computed(
     compared: pl.DataFrame, suggestion: Suggestion
 ) -> None:

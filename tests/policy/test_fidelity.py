@@ -150,6 +150,7 @@ def _capture_policy(name: str) -> Policy:
     return load_policy(CAPTURES / name / "policy.yaml")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidate", ["everything", "metadata", "tuned"])
 def test_captures_replayed_from_everything(
     candidate: str, captures: dict[str, pl.DataFrame]
@@ -191,6 +192,7 @@ def _mf_dropped(body: object) -> int:
     return len(go_json(body).encode()) - len(go_json(strip_managed_fields(body)).encode())
 
 
+@pytest.mark.slow
 def test_capture_with_omit_managed_fields(captures: dict[str, pl.DataFrame]) -> None:
     """``everything`` with omitManagedFields, derived line by line from the raw capture."""
     written = {}

@@ -262,6 +262,7 @@ def test_retention_hours(per_hour: float, retention: Retention, hours: float) ->
     assert retention_hours(per_hour, retention) == hours
 
 
+@pytest.mark.slow
 def test_compare_diff_and_suggest(sample_events: pl.LazyFrame) -> None:
     policies = {name: catalog_policy(name) for name in ("gce", "cis-minimal")}
     table = compare(policies, sample_events, price=PRICES["cloudwatch"])

@@ -52,6 +52,7 @@ def added_rules(found: Suggestion) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", CATALOG)
 def test_every_bundled_base_gives_a_lint_clean_policy_that_keeps_its_controls(
     base: str, sample_events: pl.LazyFrame
@@ -64,6 +65,7 @@ def test_every_bundled_base_gives_a_lint_clean_policy_that_keeps_its_controls(
     assert found.after.bytes < found.before.bytes
 
 
+@pytest.mark.slow
 def test_the_docs_example_is_cut_by_half_on_the_sample(sample_events: pl.LazyFrame) -> None:
     found = suggested("kubernetes-docs", sample_events)
     assert found.saved_share >= 0.5
@@ -210,6 +212,7 @@ class _Needs:
     probes: tuple[RequestAttributes, ...]
 
 
+@pytest.mark.slow
 def test_callers_requirements_are_kept(sample_events: pl.LazyFrame) -> None:
     heartbeat = RequestAttributes(
         user="system:kube-scheduler",
@@ -232,6 +235,7 @@ def test_callers_requirements_are_kept(sample_events: pl.LazyFrame) -> None:
     assert row["action"][0].endswith("(2 of 3 users)")  # the scheduler's renewals are kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["everything", "metadata", "tuned"])
 def test_capture_policies_as_base(name: str, tmp_path: Path) -> None:
     folder = CAPTURES / name

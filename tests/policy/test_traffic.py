@@ -83,6 +83,7 @@ def test_observed_span_runs_to_the_last_event_written() -> None:
     assert costs(1_000, 0.0, Retention(), PRICES["cloudwatch"]).gb_per_day == 0
 
 
+@pytest.mark.slow
 def test_estimates_carry_their_span(lake: Path) -> None:
     events = ka.scan(lake, cluster="a")
     (estimate,) = estimate_volumes({"docs": catalog_policy("kubernetes-docs")}, events).values()
@@ -93,6 +94,7 @@ def test_estimates_carry_their_span(lake: Path) -> None:
 # --------------------------------------------------------------------------- one policy at a time
 
 
+@pytest.mark.slow
 def test_clusters_under_different_policies_are_found(lake: Path) -> None:
     conflicts = policy_conflicts(ka.scan(lake))
     pairs = set(conflicts.select("cluster", "other").unique().iter_rows())
@@ -120,6 +122,7 @@ def test_checked_traffic_refuses_an_empty_window(lake: Path) -> None:
 # --------------------------------------------------------------------------- slices
 
 
+@pytest.mark.slow
 def test_slices_give_the_totals_of_the_whole(
     sample_events: pl.LazyFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

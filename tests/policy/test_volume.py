@@ -83,6 +83,7 @@ def denied_long_running(events: pl.DataFrame) -> list[str]:
     return denied[AUDIT_ID].unique().to_list()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observed", ["all-stages", "final-only"])
 @pytest.mark.parametrize("candidate", list(CANDIDATES))
 def test_replay_predicts_what_the_generator_writes(
@@ -121,6 +122,7 @@ def test_replay_predicts_what_the_generator_writes(
     assert abs(total_predicted - total_actual) <= 0.01 * total_actual
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidate", ["gen-metadata", "gen-bodies"])
 def test_bodies_never_captured_are_modelled(
     candidate: str, workload: list[object], tmp_path_factory: pytest.TempPathFactory
@@ -141,6 +143,7 @@ def test_bodies_never_captured_are_modelled(
     assert abs(predicted_bytes - actual_bytes) < 0.1 * actual_bytes
 
 
+@pytest.mark.slow
 def test_replaying_the_observed_policy_changes_nothing(
     workload: list[object], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -158,6 +161,7 @@ def test_replaying_the_observed_policy_changes_nothing(
     assert estimate.by_day["bytes"].sum() == estimate.bytes
 
 
+@pytest.mark.slow
 def test_candidate_logging_more_than_observed_is_a_lower_bound(
     workload: list[object], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -171,6 +175,7 @@ def test_candidate_logging_more_than_observed_is_a_lower_bound(
     assert any("lower bound" in note for note in estimate.notes)
 
 
+@pytest.mark.slow
 def test_by_rule_names_rules_levels_and_stages(
     workload: list[object], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -33,6 +33,7 @@ from kaudit_analytics import report as r
 from tests.paths import FIXTURES
 
 
+@pytest.mark.slow
 def test_a_day_read_from_several_files_is_assessed_whole(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     folders = ("configmap-change", "service-change", "impersonation", "secret-write")

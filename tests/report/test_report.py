@@ -126,6 +126,7 @@ def scenario() -> r.Report:
 # --------------------------------------------------------------------------- the report value
 
 
+@pytest.mark.slow
 def test_scenario_results(scenario: r.Report) -> None:
     rows = {row.control.id: row for row in scenario.rows}
     assert (scenario.events, scenario.previous_events) == (8, 6)
@@ -145,6 +146,7 @@ def test_scenario_results(scenario: r.Report) -> None:
     assert rows["incomplete-request"].result.status == "not assessable"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fail_on", "expected"),
     [(None, r.EXIT_OK), ("critical", r.EXIT_FINDINGS), ("low", r.EXIT_FINDINGS)],
@@ -204,6 +206,7 @@ def test_outputs_are_deterministic(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(scenario: r.Report) -> None:
     html = r.to_html(scenario)
     # The inline Vega bundle mentions tags in its own strings; look at the page around it.
@@ -217,6 +220,7 @@ def test_html_is_self_contained(scenario: r.Report) -> None:
     assert "vegaEmbed" in html
 
 
+@pytest.mark.slow
 def test_user_text_is_escaped(scenario: r.Report) -> None:
     rows = [_at(1, user="<script>alert(1)</script>", code=403)]
     report = r.build_report(
@@ -235,6 +239,7 @@ def test_user_text_is_escaped(scenario: r.Report) -> None:
     )
 
 
+@pytest.mark.slow
 def test_secret_values_never_reach_any_output(scenario: r.Report, tmp_path: Path) -> None:
     written = r.write_report(scenario, tmp_path)
     for path in written:
@@ -269,6 +274,7 @@ def _run(*args: str) -> Any:
     return CliRunner().invoke(main, ["report", *args], catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_report(falco_lake: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [
@@ -370,6 +376,7 @@ def test_notebook_runs_on_the_samples(falco_lake: Path, tmp_path: Path) -> None:
     assert CANARY not in text
 
 
+@pytest.mark.slow
 def test_cli_cluster_filter(falco_lake: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _run(
@@ -399,6 +406,7 @@ def _one_sentence(result: Any) -> str:
     return str(lines[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fail_on", [[], ["--fail-on", "low"]])
 def test_cli_empty_window_says_what_the_lake_holds(
     small_lake: Path, tmp_path: Path, fail_on: list[str]
@@ -422,6 +430,7 @@ def test_cli_folder_that_is_not_a_lake(tmp_path: Path) -> None:
     assert "is not a lake" in line
 
 
+@pytest.mark.slow
 def test_cli_settings_file(small_lake: Path, tmp_path: Path) -> None:
     settings = tmp_path / "settings.yaml"
     settings.write_text("allowed_users: [bob@example.com]\nsecret_burst: 50\n")
@@ -464,6 +473,7 @@ def test_a_failing_query_leaves_the_other_controls_assessed() -> None:
     assert r.exit_code(report, None) == r.EXIT_ERROR
 
 
+@pytest.mark.slow
 def test_cli_failing_query_writes_the_report_and_exits_2(
     small_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,6 +160,7 @@ def test_real_apiserver_lines_are_their_own_go_encoding(shared_samples: Path) ->
     assert checked == 6
 
 
+@pytest.mark.slow
 def test_generated_lines_have_the_field_order_of_a_real_line(shared_samples: Path) -> None:
     real = json.loads((shared_samples / "crowdsec-hub" / "k8s-audit-pod-exec-file.log").read_text())
     line = next(
@@ -181,6 +182,7 @@ def test_generated_lines_have_the_field_order_of_a_real_line(shared_samples: Pat
 # --------------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_another_seed_other_bytes() -> None:
     first, again, other = io.BytesIO(), io.BytesIO(), io.BytesIO()
     generate(first, events=3_000, seed=11)
@@ -225,11 +227,13 @@ def test_the_sample_is_a_rotated_set_of_about_two_days() -> None:
 # --------------------------------------------------------------------------- form
 
 
+@pytest.mark.slow
 def test_every_sample_line_is_an_event_as_go_writes_it() -> None:
     stamps = [assert_event_form(line)["stageTimestamp"] for line in sample_lines()]
     assert stamps == sorted(stamps), "a log file receives events in stage-time order"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["metadata", "bodies"])
 def test_every_profile_line_is_an_event_as_go_writes_it(profile: str) -> None:
     for line in lines_of(5_000, profile=profile, start=OFFICE_HOURS):
@@ -260,6 +264,7 @@ def test_every_stage_and_level_appears_in_the_sample() -> None:
     assert all(features[name] > 0 for name in features), features
 
 
+@pytest.mark.slow
 def test_stages_follow_the_audit_filter() -> None:
     by_id: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for line in lines_of(20_000, start=OFFICE_HOURS, policy=EVERYTHING):
@@ -287,6 +292,7 @@ def test_stages_follow_the_audit_filter() -> None:
     assert kinds[("ResponseStarted",)] > 0  # failed authentication: 401, no RequestReceived
 
 
+@pytest.mark.slow
 def test_object_refs_agree_with_the_request_uri() -> None:
     checked = 0
     for line in lines_of(20_000, start=OFFICE_HOURS, policy=EVERYTHING):
@@ -343,6 +349,7 @@ def test_same_requests_under_two_policies() -> None:
             assert event.get("responseObject") == other.get("responseObject")
 
 
+@pytest.mark.slow
 def test_levels_keep_what_the_apiserver_keeps() -> None:
     for line in lines_of(20_000, start=OFFICE_HOURS, profile="docs"):
         event = json.loads(line)
@@ -358,6 +365,7 @@ def test_levels_keep_what_the_apiserver_keeps() -> None:
             assert "responseObject" not in event
 
 
+@pytest.mark.slow
 def test_the_policy_decides_the_level_omitted_stages_and_managed_fields() -> None:
     policy = profile_policy("metadata")
     by_rule: collections.Counter[int | None] = collections.Counter()
@@ -406,6 +414,7 @@ def _share(events: list[dict[str, Any]], predicate: Any) -> float:
     return sum(1 for e in events if predicate(e)) / len(events)
 
 
+@pytest.mark.slow
 def test_traffic_mix_of_a_real_cluster() -> None:
     events = [json.loads(line) for line in lines_of(20_000, start=OFFICE_HOURS, policy=EVERYTHING)]
     users = [e["user"].get("username", "") for e in events]
@@ -426,6 +435,7 @@ def test_traffic_mix_of_a_real_cluster() -> None:
         assert 0 < codes[code] / total < 0.1, (code, codes)
 
 
+@pytest.mark.slow
 def test_people_work_office_hours() -> None:
     def humans(start: str) -> float:
         events = [json.loads(line) for line in lines_of(5_000, start=start, policy=EVERYTHING)]
@@ -467,6 +477,7 @@ def test_bad_requests_raise_sample_error(kwargs: dict[str, Any], message: str) -
         generate(io.BytesIO(), **arguments)
 
 
+@pytest.mark.slow
 def test_generate_rotates_and_compresses_like_the_log_backend(tmp_path: Path) -> None:
     stats = generate(tmp_path / "audit.log", events=4_000, rotate_bytes=1_000_000, compress=True)
     files = [Path(name) for name in stats.files]
