@@ -27,6 +27,7 @@ __all__ = [
     "echo_json",
     "number",
     "percent",
+    "progress_bar",
     "show",
     "show_totals",
     "working",
@@ -101,6 +102,35 @@ def working(message: str) -> Iterator[None]:
 
     with Console(stderr=True).status(message, spinner="dots"):
         yield
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per stage on standard error, fed ``(stage, done, total)``; on a
+    terminal only, and gone when the work is done (scripts and pipes get nothing)."""
+    if not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("slices"),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(f"Assessing the {stage}", total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield update
 
 
 def _cell(value: Any) -> str:

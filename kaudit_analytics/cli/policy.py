@@ -22,7 +22,14 @@ import polars as pl
 from kaudit_analytics import lake as _lake
 from kaudit_analytics import policy as _policy
 from kaudit_analytics.cli._options import engine_options, json_option, lake_option
-from kaudit_analytics.cli._output import bytes_text, echo_json, number, show, show_totals
+from kaudit_analytics.cli._output import (
+    bytes_text,
+    echo_json,
+    number,
+    show,
+    show_totals,
+    working,
+)
 from kaudit_analytics.lake import LakeError
 from kaudit_analytics.window import parse_window
 
@@ -221,7 +228,8 @@ def simulate_command(
         rate = _price(price)
         candidate, before = _load(policy), _load(observed) if observed else None
         window = _window(cluster, since, until, mixed)
-        est = _estimate(candidate, before, lake, window, engine, master)
+        with working(f"Replaying the traffic under {policy}…"):
+            est = _estimate(candidate, before, lake, window, engine, master)
         cost = _policy.costs(
             est.bytes, est.span.hours, _policy.Retention(maxsize, maxbackup, maxage), rate
         )
@@ -264,9 +272,9 @@ def compare_command(
         rate = _price(price)
         loaded = {p: _load(p) for p in policies}
         events = _window(cluster, since, until, mixed).events(lake)
-        table = _policy.compare(
-            loaded, events, retention=_policy.Retention(maxsize, maxbackup, maxage), price=rate
-        )
+        retention = _policy.Retention(maxsize, maxbackup, maxage)
+        with working(f"Replaying the traffic under {len(loaded)} policies…"):
+            table = _policy.compare(loaded, events, retention=retention, price=rate)
     if as_json:
         show(table, as_json=True)
         return
@@ -292,7 +300,8 @@ def diff_command(
     """Traffic whose level, events or bytes change from OLD to NEW (policies: files or names)."""
     with _user_errors():
         events = _window(cluster, since, until, mixed).events(lake)
-        table = _policy.diff(_load(old), _load(new), events).head(top)
+        with working(f"Replaying the traffic under {old} and {new}…"):
+            table = _policy.diff(_load(old), _load(new), events).head(top)
     show(table, as_json=as_json, empty="no traffic changes")
 
 
@@ -317,12 +326,14 @@ def suggest_command(
     with _user_errors():
         from kaudit_analytics.compliance import CONTROLS
 
-        found = _policy.suggest(
-            _window(cluster, since, until, mixed).events(lake),
-            base=_load(base) if base else None,
-            top=top,
-            requirements=CONTROLS if controls else (),
-        )
+        events = _window(cluster, since, until, mixed).events(lake)
+        with working("Ranking the traffic and replaying the suggestion…"):
+            found = _policy.suggest(
+                events,
+                base=_load(base) if base else None,
+                top=top,
+                requirements=CONTROLS if controls else (),
+            )
     if out:
         Path(out).write_text(found.yaml, encoding="utf-8")
     totals = {

@@ -17,7 +17,7 @@ import click
 
 from kaudit_analytics import report as _report
 from kaudit_analytics.cli._options import engine_options, lake_option
-from kaudit_analytics.cli._output import number
+from kaudit_analytics.cli._output import number, progress_bar
 from kaudit_analytics.compliance import (
     CONTROLS,
     SEVERITIES,
@@ -91,22 +91,23 @@ def report_command(
         chosen = _report.check_formats(formats.split(","))
         settings = load_settings(Path(settings_path) if settings_path else None)
         sigma_rules = load_sigma_rules([Path(d) for d in sigma_dirs])
-        make = _report.report_from_lake
-        if engine == "spark":
-            from kaudit_analytics import spark as _spark
+        with progress_bar() as progress:
+            make = functools.partial(_report.report_from_lake, progress=progress)
+            if engine == "spark":
+                from kaudit_analytics import spark as _spark
 
-            make = functools.partial(
-                _spark.report_from_lake, _spark.session(master, app_name="kaudit report")
+                make = functools.partial(
+                    _spark.report_from_lake, _spark.session(master, app_name="kaudit report")
+                )
+            result = make(
+                lake,
+                window,
+                policy_path=policy,
+                cluster=list(cluster) or None,
+                settings=settings,
+                settings_name=Path(settings_path).name if settings_path else None,
+                controls=(*CONTROLS, *sigma_rules.controls),
             )
-        result = make(
-            lake,
-            window,
-            policy_path=policy,
-            cluster=list(cluster) or None,
-            settings=settings,
-            settings_name=Path(settings_path).name if settings_path else None,
-            controls=(*CONTROLS, *sigma_rules.controls),
-        )
         if sigma_rules.problems:
             result = dataclasses.replace(result, sigma_problems=dict(sigma_rules.problems))
         written = _report.write_report(result, out, chosen)

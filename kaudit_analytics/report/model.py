@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import io
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -509,16 +510,28 @@ def _slice_of(events: pl.LazyFrame, span: c.Window) -> pl.LazyFrame:
     return events.filter(pl.col(s.DATE).is_between(span.since.date(), last)).filter(span.contains())
 
 
+#: Told after each slice: (what is being assessed, slices done, slices in it).
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(what: str, done: int, total: int) -> None:
+    del what, done, total
+
+
 def _baseline_of(
-    events: pl.LazyFrame, window: c.Window, settings: c.Settings
+    events: pl.LazyFrame, window: c.Window, settings: c.Settings, progress: Progress
 ) -> tuple[pl.DataFrame, int]:
     """The baseline rows and the event count of a window, one slice at a time."""
     rows, size = [], 0
-    for span in _slices(events, window):
+    spans = _slices(events, window)
+    if spans:  # a bar from the start of the first slice
+        progress("baseline", 0, len(spans))
+    for done, span in enumerate(spans, 1):
         prepared = c.prepare(_slice_of(events, span), span, settings)
         found, count = pl.collect_all([c.baseline_rows(prepared), prepared.select(pl.len())])
         rows.append(found)
         size += int(count.item())
+        progress("baseline", done, len(spans))
     return _concat(rows).unique(), size
 
 
@@ -536,15 +549,20 @@ def _assess_window(
     controls: Sequence[c.Control],
     coverage: Sequence[c.Coverage],
     baseline_events: int,
+    progress: Callable[[int, int], None],
 ) -> tuple[Assessment, pl.DataFrame, pl.DataFrame, set[str]]:
     slices: list[SliceParts] = []
     clusters: set[str] = set()
     extra = c.extra_columns(controls)
-    for span in _slices(events, window):
+    spans = _slices(events, window)
+    if spans:
+        progress(0, len(spans))
+    for done, span in enumerate(spans, 1):
         frame = _contiguous(c.prepare(_slice_of(events, span), span, ctx.settings, extra).collect())
         clusters |= set(frame[s.CLUSTER].drop_nulls().unique().to_list())
         slices.append(slice_parts(frame.lazy(), ctx, controls))
         del frame
+        progress(done, len(spans))
     result, baseline, daily = merge_slices(
         slices, ctx, controls=controls, coverage=coverage, baseline_events=baseline_events
     )
@@ -561,6 +579,7 @@ def build_report(
     settings_name: str | None = None,
     controls: Sequence[c.Control] = c.CONTROLS,
     title: str = "Kubernetes audit compliance report",
+    progress: Progress | None = None,
 ) -> Report:
     """Assess every control over ``window`` and the previous window, and build the report.
 
@@ -590,6 +609,9 @@ def build_report(
         The controls to run (e.g. ``CONTROLS`` plus ``compliance.sigma`` rules).
     title
         The report's title.
+    progress
+        Called after each slice with what is being assessed (``"baseline"``,
+        ``"previous window"``, ``"window"``), the slices done and the slices in it.
 
     Examples
     --------
@@ -605,14 +627,21 @@ def build_report(
     settings = settings or c.Settings()
     previous = window.previous()
     coverage = c.policy_coverage(policy, controls) if policy is not None else ()
-    baseline, size = _baseline_of(events, previous.previous(), settings)
+    tell = progress or _no_progress
+    baseline, size = _baseline_of(events, previous.previous(), settings, tell)
     assessments = []
     clusters: set[str] = set()
     daily = pl.DataFrame()
-    for span in (previous, window):
+    for what, span in (("previous window", previous), ("window", window)):
         ctx = c.Context(span, settings, baseline=baseline.lazy() if size else None)
         result, baseline, daily, clusters = _assess_window(
-            events, span, ctx, controls=controls, coverage=coverage, baseline_events=size
+            events,
+            span,
+            ctx,
+            controls=controls,
+            coverage=coverage,
+            baseline_events=size,
+            progress=functools.partial(tell, what),
         )
         size = result.events
         assessments.append(result)
@@ -722,6 +751,7 @@ def report_from_lake(
     settings: c.Settings | None = None,
     settings_name: str | None = None,
     controls: Sequence[c.Control] = c.CONTROLS,
+    progress: Progress | None = None,
 ) -> Report:
     """``build_report`` over a lake: scans three window lengths back and loads the policy.
 
@@ -752,6 +782,7 @@ def report_from_lake(
         settings=settings,
         settings_name=settings_name,
         controls=controls,
+        progress=progress,
     )
     return check_window(built, lake, cluster)
 

@@ -178,6 +178,21 @@ def test_html_snapshot(scenario: r.Report, snapshot: SnapshotAssertion) -> None:
     assert r.to_html(scenario, vega_bundle=STUB_BUNDLE) == snapshot
 
 
+def test_progress_is_told_after_every_slice() -> None:
+    told: list[tuple[str, int, int]] = []
+    r.build_report(
+        frame(scenario_rows()),
+        WINDOW,
+        settings=SETTINGS,
+        progress=lambda stage, done, total: told.append((stage, done, total)),
+    )
+    stages = [stage for stage, _, _ in told]
+    assert stages == sorted(stages, key=["baseline", "previous window", "window"].index)
+    assert {"previous window", "window"} <= set(stages)
+    last = {stage: (done, total) for stage, done, total in told}
+    assert all(done == total > 0 for done, total in last.values())
+
+
 def test_counts_are_grouped_by_thousands(scenario: r.Report) -> None:
     big = dataclasses.replace(scenario, events=1_234_567, previous_events=20_000)
     assert "1,234,567 (previous window: 20,000)" in r.to_markdown(big)
