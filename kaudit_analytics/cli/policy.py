@@ -35,6 +35,7 @@ from kaudit_analytics.window import parse_window
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 _DURATION = re.compile(r"^\s*\d+\s*[smhdw]\s*$")
 
 _POLICY_HELP = "A policy file, or a bundled one (see 'kaudit policy catalog')."
@@ -52,10 +53,6 @@ def _user_errors() -> Iterator[None]:
             click.echo(f"warning: {message}", err=True)
     except (ValueError, OSError, LakeError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from err
-
-
-def _load(source: str) -> _policy.Policy:
-    return _policy.policy_from(source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +124,6 @@ def _window_options(command: F) -> F:
     return command
 
 
-def _window(cluster: tuple[str, ...], since: str | None, until: str | None, mixed: bool) -> _Window:
-    return _Window(cluster, since, until, mixed)
-
-
 _RETENTION_OPTIONS = (
     click.option("--price", default="cloudwatch", show_default=True,
                  help="Price list for the cost: a bundled name (" + ", ".join(_policy.PRICES)
@@ -172,7 +165,7 @@ def catalog_command(as_json: bool) -> None:
 def lint_command(policy: str, as_json: bool) -> None:
     """Check POLICY; exit 1 on an error (for CI). POLICY: a file or a bundled name."""
     with _user_errors():
-        findings = _policy.lint_frame({policy: _load(policy)}).drop("policy")
+        findings = _policy.lint_frame({policy: _policy.policy_from(policy)}).drop("policy")
     show(findings, as_json=as_json, empty="no findings")
     if (findings["severity"] == "error").any():
         raise SystemExit(1)
@@ -204,10 +197,6 @@ def _estimate(
     return candidate.estimate_volume(window.events(lake), observed_policy=observed)
 
 
-def _price(name: str) -> _policy.Price:
-    return _policy.price(name)
-
-
 @policy_group.command("simulate")
 @click.argument("policy")
 @lake_option(spark=True)
@@ -225,9 +214,12 @@ def simulate_command(
 ) -> None:  # fmt: skip
     """What POLICY would write for the traffic in the lake: events, bytes, retention, cost."""
     with _user_errors():
-        rate = _price(price)
-        candidate, before = _load(policy), _load(observed) if observed else None
-        window = _window(cluster, since, until, mixed)
+        rate = _policy.price(price)
+        candidate, before = (
+            _policy.policy_from(policy),
+            _policy.policy_from(observed) if observed else None,
+        )
+        window = _Window(cluster, since, until, mixed)
         with working(f"Replaying the traffic under {policy}…"):
             est = _estimate(candidate, before, lake, window, engine, master)
         cost = _policy.costs(
@@ -269,9 +261,9 @@ def compare_command(
 ) -> None:  # fmt: skip
     """POLICIES side by side on the same traffic: events, bytes, retention, cost."""
     with _user_errors():
-        rate = _price(price)
-        loaded = {p: _load(p) for p in policies}
-        events = _window(cluster, since, until, mixed).events(lake)
+        rate = _policy.price(price)
+        loaded = {p: _policy.policy_from(p) for p in policies}
+        events = _Window(cluster, since, until, mixed).events(lake)
         retention = _policy.Retention(maxsize, maxbackup, maxage)
         with working(f"Replaying the traffic under {len(loaded)} policies…"):
             table = _policy.compare(loaded, events, retention=retention, price=rate)
@@ -299,9 +291,11 @@ def diff_command(
 ) -> None:  # fmt: skip
     """Traffic whose level, events or bytes change from OLD to NEW (policies: files or names)."""
     with _user_errors():
-        events = _window(cluster, since, until, mixed).events(lake)
+        events = _Window(cluster, since, until, mixed).events(lake)
         with working(f"Replaying the traffic under {old} and {new}…"):
-            table = _policy.diff(_load(old), _load(new), events).head(top)
+            table = _policy.diff(_policy.policy_from(old), _policy.policy_from(new), events).head(
+                top
+            )
     show(table, as_json=as_json, empty="no traffic changes")
 
 
@@ -326,11 +320,11 @@ def suggest_command(
     with _user_errors():
         from kaudit_analytics.compliance import CONTROLS
 
-        events = _window(cluster, since, until, mixed).events(lake)
+        events = _Window(cluster, since, until, mixed).events(lake)
         with working("Ranking the traffic and replaying the suggestion…"):
             found = _policy.suggest(
                 events,
-                base=_load(base) if base else None,
+                base=_policy.policy_from(base) if base else None,
                 top=top,
                 requirements=CONTROLS if controls else (),
             )
